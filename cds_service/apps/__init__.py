@@ -1,0 +1,1 @@
+"""Web apps served by the service (the STarT Back questionnaire)."""

@@ -1,0 +1,24 @@
+"""Findings -> Cards, through one renderer per card topic."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cds_service.cards.base import RenderContext
+from cds_service.logic.findings import Finding, Topic
+from cds_service.models import Card
+
+Renderer = Callable[[Finding, RenderContext], Card]
+
+
+def _catalogue() -> dict[Topic, Renderer]:
+    # Renderers register here as their rules land (issues 3, 4 and 5).
+    return {}
+
+
+RENDERERS: dict[Topic, Renderer] = _catalogue()
+
+
+def render_cards(findings: list[Finding], ctx: RenderContext) -> list[Card]:
+    """One card per finding, in the findings' order (already most urgent first)."""
+    return [RENDERERS[f.topic](f, ctx) for f in findings]

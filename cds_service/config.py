@@ -1,0 +1,109 @@
+"""Service settings (pydantic-settings, env prefix `CDS_`), reached through `get_settings()`."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from functools import lru_cache
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from cds_service.logic.config import RuleConfig
+
+LOOPBACK_ALLOWLIST = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when the URL's host is a loopback name or address."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Every setting of the contract (CONTRACT.md, Configuration), with its default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CDS_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    require_auth: bool = True
+    # issuer -> JWKS location (https URL or a local file path); a list names several allowed JWKS/jku URLs.
+    trusted_issuers: dict[str, str | list[str]] = Field(default_factory=dict)
+    public_base_url: str = "http://127.0.0.1:8000"
+    fhir_allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(LOOPBACK_ALLOWLIST)
+    )
+    fhir_allow_anonymous: bool = False
+    database_url: str = "sqlite:///./cds-service.db"
+    max_body_bytes: int = Field(5_000_000, ge=1024)
+
+    # Operational knobs beyond the contract table.
+    fhir_timeout_seconds: float = Field(4.0, gt=0)
+    fhir_max_pages: int = Field(20, ge=1)
+    jwks_cache_ttl_seconds: int = Field(3600, ge=0)
+    jwt_leeway_seconds: int = Field(60, ge=0, le=300)
+    jti_ttl_seconds: int = Field(3600, ge=3600)
+    smart_client_id: str = "lbp-cds-startback"
+    log_level: str = "INFO"
+    rules: RuleConfig = Field(default_factory=RuleConfig)
+
+    @field_validator("fhir_allowlist", mode="before")
+    @classmethod
+    def _split_allowlist(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("fhir_allowlist")
+    @classmethod
+    def _normalise_allowlist(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            parts = urlsplit(prefix)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"CDS_FHIR_ALLOWLIST entry is not an http(s) URL: {prefix!r}")
+        return [prefix.rstrip("/") for prefix in value]
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_base(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("CDS_PUBLIC_BASE_URL must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    def fhir_server_allowed(self, url: str) -> bool:
+        """True when `url` starts with an allow-listed prefix at a URL boundary."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return False
+        if parts.username or parts.password:
+            return False
+        candidate = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
+        for prefix in self.fhir_allowlist:
+            p = urlsplit(prefix)
+            normalised = f"{p.scheme.lower()}://{p.netloc.lower()}{p.path}"
+            if candidate == normalised:
+                return True
+            if candidate.startswith(normalised):
+                boundary = candidate[len(normalised)]
+                # "http://127.0.0.1" admits any port on that host; a path prefix admits sub-paths.
+                if boundary == "/" or (boundary == ":" and not p.port and not p.path):
+                    return True
+        return False
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,45 @@
+"""FastAPI dependency aliases; only hooks/ and main use them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Request
+
+from cds_service.config import Settings
+from cds_service.store.db import Store
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_http_client(request: Request) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = request.app.state.http_client
+    return client
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_clock(request: Request) -> Callable[[], date]:
+    clock: Callable[[], date] = request.app.state.clock
+    return clock
+
+
+def get_uuid_factory(request: Request) -> Callable[[], str]:
+    factory: Callable[[], str] = request.app.state.new_uuid
+    return factory
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]
+StoreDep = Annotated[Store, Depends(get_store)]
+ClockDep = Annotated[Callable[[], date], Depends(get_clock)]
+UuidDep = Annotated[Callable[[], str], Depends(get_uuid_factory)]

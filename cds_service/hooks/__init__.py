@@ -1,0 +1,1 @@
+"""CDS Hooks routes: discovery, one handler per service call, feedback."""

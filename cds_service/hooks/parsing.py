@@ -1,0 +1,34 @@
+"""Request bodies -> validated wire models, or a 400 OperationOutcome that names the field."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from cds_service.errors import BadRequest, pydantic_location
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise BadRequest("Request body is empty; a JSON object is required", expression=["body"])
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}", expression=["body"]) from exc
+    if not isinstance(data, dict):
+        raise BadRequest("Request body must be a JSON object", expression=["body"])
+    return data
+
+
+def validate(model: type[M], data: Any, root: str = "") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = pydantic_location(tuple(first["loc"]), root)
+        fields = sorted({pydantic_location(tuple(e["loc"]), root) for e in exc.errors()})
+        raise BadRequest(f"{where}: {first['msg']}", expression=fields[:20]) from exc

@@ -1,0 +1,44 @@
+"""Findings: what a rule concluded, with the figures a card needs, before any wording."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+CARD_TOPIC_SYSTEM = "urn:lbp-cds:card-topic"
+
+
+class Topic(StrEnum):
+    """Card topic codes of CONTRACT.md (system urn:lbp-cds:card-topic)."""
+
+    IMAGING_WITHOUT_RED_FLAGS = "imaging-without-red-flags"
+    OPIOID_ORDER = "opioid-order"
+    MUSCLE_RELAXANT_DURATION = "muscle-relaxant-duration"
+    MUSCLE_RELAXANT_OLDER_ADULT = "muscle-relaxant-older-adult"
+    STARTBACK_SCREENING = "startback-screening"
+    STARTBACK_RESULT = "startback-result"
+
+
+class Indicator(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def urgency(self) -> int:
+        return {"critical": 0, "warning": 1, "info": 2}[self.value]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """Base of every rule's finding; subclasses add the figures their card shows."""
+
+    topic: Topic
+    indicator: Indicator
+    # "Type/id" of the draft order the finding is about, when there is one.
+    order_reference: str | None = None
+
+
+def most_urgent_first(findings: list[Finding]) -> list[Finding]:
+    """critical, then warning, then info; rule order is kept within a level."""
+    return sorted(findings, key=lambda f: f.indicator.urgency)

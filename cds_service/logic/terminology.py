@@ -1,0 +1,228 @@
+"""Value-set membership: system+code, ICD-10-CM hierarchy by prefix, display-text fallback.
+
+Value sets are FHIR ValueSet JSON files in `logic/valuesets/` (codes live only there). A file
+may list codes (`compose.include.concept`), carry a VSAC expansion (`expansion.contains`),
+include other value sets by canonical URL (`compose.include.valueSet`), and name ICD-10-CM
+families with the `is-a` filter, which is matched by code prefix (ICD-10-CM codes nest by
+prefix: M54.5 > M54.50). Text patterns for display-text fallback sit in the extension
+`urn:lbp-cds:valueset-text-pattern` (case-insensitive regular expressions); they catch orders
+and problems that were entered as free text or with a local code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from cds_service.logic.fhir import CodeableConcept, Coding
+
+TEXT_PATTERN_EXTENSION = "urn:lbp-cds:valueset-text-pattern"
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+CPT = "http://www.ama-assn.org/go/cpt"
+UCUM = "http://unitsofmeasure.org"
+
+# Aliases clients use for the same code systems (OIDs, legacy URLs).
+_SYSTEM_ALIASES = {
+    "urn:oid:2.16.840.1.113883.6.90": ICD10CM,
+    "http://hl7.org/fhir/sid/icd-10-us": ICD10CM,
+    "http://www.cms.gov/medicare/coding/icd10": ICD10CM,
+    "urn:oid:2.16.840.1.113883.6.96": SNOMED,
+    "http://snomed.info/sct/731000124108": SNOMED,
+    "urn:oid:2.16.840.1.113883.6.1": LOINC,
+    "urn:oid:2.16.840.1.113883.6.88": RXNORM,
+    "http://www.nlm.nih.gov/research/umls/rxnorm/": RXNORM,
+    "urn:oid:2.16.840.1.113883.6.12": CPT,
+    "http://www.ama-assn.org/go/cpt/": CPT,
+}
+
+
+def normalise_system(system: str | None) -> str:
+    if not system:
+        return ""
+    s = system.strip()
+    return _SYSTEM_ALIASES.get(s.lower(), _SYSTEM_ALIASES.get(s, s))
+
+
+def normalise_code(system: str, code: str) -> str:
+    """ICD-10-CM codes compare without dots and case ("m5450" == "M54.50")."""
+    code = code.strip()
+    if system == ICD10CM:
+        return code.replace(".", "").upper()
+    return code
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    """An expanded value set: exact codes, ICD-10-CM prefixes and text patterns."""
+
+    url: str
+    name: str
+    title: str
+    codes: frozenset[tuple[str, str]]
+    icd10cm_prefixes: tuple[str, ...] = ()
+    text_patterns: tuple[re.Pattern[str], ...] = ()
+    displays: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, hash=False)
+
+    def contains(self, coding: Coding) -> bool:
+        if not coding.code:
+            return False
+        system = normalise_system(coding.system)
+        code = normalise_code(system, coding.code)
+        if (system, code) in self.codes:
+            return True
+        if system == ICD10CM and self.icd10cm_prefixes:
+            return code.startswith(self.icd10cm_prefixes)
+        # A coding with no system: accept only an exact code match in any system of the set.
+        if not system:
+            return any(c == code for _, c in self.codes)
+        return False
+
+    def matching_coding(self, concept: CodeableConcept | None) -> Coding | None:
+        if concept is None:
+            return None
+        for coding in concept.coding:
+            if self.contains(coding):
+                return coding
+        return None
+
+    def matches_text(self, text: str | None) -> bool:
+        if not text or not self.text_patterns:
+            return False
+        return any(p.search(text) for p in self.text_patterns)
+
+    def matches(self, concept: CodeableConcept | None) -> bool:
+        """A coding in the set, or (fallback) a text or display that names the concept."""
+        if concept is None:
+            return False
+        if self.matching_coding(concept) is not None:
+            return True
+        return any(self.matches_text(t) for t in concept.texts())
+
+    def matches_any(self, concepts: Iterable[CodeableConcept | None]) -> bool:
+        return any(self.matches(c) for c in concepts)
+
+    def describe(self, concept: CodeableConcept | None) -> str:
+        """A short human label for a matching concept (for card detail)."""
+        if concept is None:
+            return self.title
+        coding = self.matching_coding(concept)
+        if coding is not None and coding.display:
+            return coding.display
+        texts = concept.texts()
+        return texts[0] if texts else self.title
+
+
+def _load_json(name: str) -> dict[str, Any]:
+    path = resources.files("cds_service.logic").joinpath("valuesets").joinpath(name)
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+@cache
+def _catalogue() -> dict[str, dict[str, Any]]:
+    """Every ValueSet file, by file stem and by canonical URL."""
+    folder = resources.files("cds_service.logic").joinpath("valuesets")
+    out: dict[str, dict[str, Any]] = {}
+    for entry in folder.iterdir():
+        if not entry.name.endswith(".json"):
+            continue
+        data = _load_json(entry.name)
+        if data.get("resourceType") != "ValueSet":
+            continue
+        out[entry.name.removesuffix(".json")] = data
+        if data.get("url"):
+            out[data["url"]] = data
+    return out
+
+
+def _expand(
+    data: dict[str, Any],
+    seen: set[str],
+    codes: set[tuple[str, str]],
+    prefixes: set[str],
+    patterns: list[str],
+    displays: dict[tuple[str, str], str],
+) -> None:
+    url = data.get("url", "")
+    if url in seen:
+        return
+    seen.add(url)
+    for ext in data.get("extension", []):
+        if ext.get("url") == TEXT_PATTERN_EXTENSION and ext.get("valueString"):
+            patterns.append(ext["valueString"])
+    compose = data.get("compose", {})
+    for include in compose.get("include", []):
+        system = normalise_system(include.get("system"))
+        for concept in include.get("concept", []):
+            key = (system, normalise_code(system, concept["code"]))
+            codes.add(key)
+            if concept.get("display"):
+                displays[key] = concept["display"]
+        for flt in include.get("filter", []):
+            if system == ICD10CM and flt.get("op") in ("is-a", "descendent-of"):
+                prefixes.add(normalise_code(system, flt["value"]))
+            elif not data.get("expansion", {}).get("contains"):
+                # Other hierarchies need a terminology server; files that use them must ship
+                # their expansion (the VSAC and CDC files do), which is read below instead.
+                raise ValueError(f"{url}: filter {flt} on {system} needs an expansion")
+        for ref in include.get("valueSet", []):
+            included = _catalogue().get(ref)
+            if included is None:
+                raise ValueError(f"{url}: included value set not found: {ref}")
+            _expand(included, seen, codes, prefixes, patterns, displays)
+    for item in _walk_expansion(data.get("expansion", {}).get("contains", [])):
+        system = normalise_system(item.get("system"))
+        if item.get("code"):
+            key = (system, normalise_code(system, item["code"]))
+            codes.add(key)
+            if item.get("display"):
+                displays[key] = item["display"]
+
+
+def _walk_expansion(items: list[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+    for item in items:
+        yield item
+        yield from _walk_expansion(item.get("contains", []))
+
+
+@cache
+def value_set(name: str) -> ValueSet:
+    """The value set in `valuesets/<name>.json` (or with that canonical URL), expanded."""
+    data = _catalogue().get(name)
+    if data is None:
+        raise KeyError(f"unknown value set: {name}")
+    codes: set[tuple[str, str]] = set()
+    prefixes: set[str] = set()
+    patterns: list[str] = []
+    displays: dict[tuple[str, str], str] = {}
+    _expand(data, set(), codes, prefixes, patterns, displays)
+    return ValueSet(
+        url=data.get("url", name),
+        name=data.get("name", name),
+        title=data.get("title", name),
+        codes=frozenset(codes),
+        icd10cm_prefixes=tuple(sorted(prefixes)),
+        text_patterns=tuple(re.compile(p, re.IGNORECASE) for p in patterns),
+        displays=displays,
+    )
+
+
+def all_value_set_names() -> list[str]:
+    return sorted(k for k in _catalogue() if not k.startswith(("http:", "https:", "urn:")))
+
+
+def warm_up() -> int:
+    """Expand every value set now, so the first request is not the slow one."""
+    names = all_value_set_names()
+    for name in names:
+        value_set(name)
+    return len(names)

@@ -1,0 +1,146 @@
+"""The ASGI application: `create_app(settings)` and `cds_service.main:app`."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import date
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cds_service import __version__
+from cds_service.config import Settings, get_settings, is_loopback_url
+from cds_service.errors import CdsError, operation_outcome, pydantic_location
+from cds_service.hooks import discovery, feedback, service_call
+from cds_service.logging_setup import configure_logging
+from cds_service.logic import terminology
+from cds_service.middleware import BodySizeLimit
+from cds_service.responses import json_response
+from cds_service.store.db import Store
+
+log = logging.getLogger("cds_service")
+
+
+class UnsafeSettings(RuntimeError):
+    """A setting that must not reach production (checked at start-up)."""
+
+
+def check_settings(settings: Settings) -> None:
+    if not settings.require_auth:
+        if not is_loopback_url(settings.public_base_url):
+            raise UnsafeSettings(
+                "CDS_REQUIRE_AUTH=false is only allowed when CDS_PUBLIC_BASE_URL is a loopback URL"
+            )
+        log.warning(
+            "CDS_REQUIRE_AUTH=false: EHR JWTs are NOT verified; for local development only",
+            extra={"public_base_url": settings.public_base_url},
+        )
+
+
+def warm_up() -> None:
+    """Build what is otherwise built lazily, so the first request is not the slow one."""
+    terminology.warm_up()
+    from fhir.resources.R4B import get_fhir_model_class
+
+    for name in ("ServiceRequest", "MedicationRequest", "Task", "Questionnaire"):
+        get_fhir_model_class(name)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], date] | None = None,
+    new_uuid: Callable[[], str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build the service. Tests pass settings, a fixed clock, a uuid factory and a transport."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    check_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warm_up()
+        store = Store(settings.database_url)
+        store.migrate()
+        async with httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(settings.fhir_timeout_seconds),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            follow_redirects=False,
+        ) as client:
+            app.state.http_client = client
+            app.state.store = store
+            try:
+                yield
+            finally:
+                store.close()
+
+    app = FastAPI(
+        title="Low back pain CDS Hooks service",
+        version=__version__,
+        description="CDS Hooks 2.0 services for low back pain (see README and CONTRACT.md).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock or date.today
+    app.state.new_uuid = new_uuid or (lambda: str(uuid.uuid4()))
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Accept"],
+        expose_headers=["Location", "Content-Location"],
+        max_age=600,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(CdsError)
+    async def cds_error(_request: Request, exc: CdsError) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return json_response(exc.operation_outcome(), exc.status_code, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        where = [pydantic_location(tuple(e["loc"])) for e in errors][:20]
+        message = errors[0]["msg"] if errors else "invalid request"
+        return json_response(operation_outcome("invalid", message, where), 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        return json_response(
+            operation_outcome(code, str(exc.detail)), exc.status_code, dict(exc.headers or {})
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> Response:
+        log.error("unhandled error", exc_info=exc)
+        return json_response(operation_outcome("exception", "Internal error"), 500)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        """Liveness probe: no auth, no PHI."""
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(discovery.router)
+    app.include_router(service_call.router)
+    app.include_router(feedback.router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `cds_service.main:app` is built on first access, so importing this module has no side effects.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

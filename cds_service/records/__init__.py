@@ -1,0 +1,1 @@
+"""Prefetch resolution, the FHIR fallback client and PatientRecord assembly."""

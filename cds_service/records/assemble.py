@@ -1,0 +1,151 @@
+"""Raw FHIR JSON -> one PatientRecord, skipping (and counting) what cannot be read.
+
+Each resource is validated alone against its slim model, so one malformed resource never
+hides the others and never turns into a 500; the count of skipped resources goes to the log
+(never their content: it is patient data).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from cds_service.logic.fhir import (
+    Condition,
+    DraftOrder,
+    Medication,
+    MedicationRequest,
+    Observation,
+    Patient,
+    Procedure,
+    QuestionnaireResponse,
+    ServiceRequest,
+)
+from cds_service.logic.record import PatientRecord
+from cds_service.records.data import RESOURCE_TYPES, DataKey
+
+log = logging.getLogger("cds_service.records")
+
+M = TypeVar("M", bound=BaseModel)
+
+_MODELS: dict[str, type[BaseModel]] = {
+    "Patient": Patient,
+    "Condition": Condition,
+    "Observation": Observation,
+    "MedicationRequest": MedicationRequest,
+    "Medication": Medication,
+    "Procedure": Procedure,
+    "QuestionnaireResponse": QuestionnaireResponse,
+    "ServiceRequest": ServiceRequest,
+}
+
+
+@dataclass
+class SkipCounter:
+    skipped: int = 0
+
+
+def _parse(raw: Iterable[dict[str, Any]], model: type[M], counter: SkipCounter) -> list[M]:
+    out: list[M] = []
+    for item in raw:
+        try:
+            out.append(model.model_validate(item))
+        except ValidationError:
+            counter.skipped += 1
+    return out
+
+
+def _of_type(resources: list[dict[str, Any]], resource_type: str) -> list[dict[str, Any]]:
+    return [r for r in resources if r.get("resourceType") == resource_type]
+
+
+def draft_orders_from_context(
+    context: dict[str, Any], counter: SkipCounter
+) -> tuple[list[DraftOrder], list[str]]:
+    """The MedicationRequests and ServiceRequests of `draftOrders`, and their "Type/id" keys."""
+    bundle = context.get("draftOrders")
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    orders: list[DraftOrder] = []
+    keys: list[str] = []
+    for entry in entries if isinstance(entries, list) else []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            counter.skipped += 1
+            continue
+        kind = resource.get("resourceType")
+        if kind not in ("MedicationRequest", "ServiceRequest"):
+            continue  # NutritionOrder, DeviceRequest, ...: not checked by this service
+        try:
+            order: DraftOrder = (
+                MedicationRequest.model_validate(resource)
+                if kind == "MedicationRequest"
+                else ServiceRequest.model_validate(resource)
+            )
+        except ValidationError:
+            counter.skipped += 1
+            continue
+        orders.append(order)
+        keys.append(f"{kind}/{order.id}")
+    return orders, keys
+
+
+def build_record(
+    *,
+    hook: str,
+    today: date,
+    context: dict[str, Any],
+    resources: dict[DataKey, list[dict[str, Any]]],
+) -> tuple[PatientRecord, int]:
+    """The PatientRecord of one call and the number of resources skipped as unreadable."""
+    counter = SkipCounter()
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for key, items in resources.items():
+        allowed = RESOURCE_TYPES[key]
+        for item in items:
+            kind = item.get("resourceType")
+            if isinstance(kind, str) and kind in allowed:
+                by_type.setdefault(kind, []).append(item)
+
+    patients = _parse(by_type.get("Patient", []), Patient, counter)
+    patient_id = context.get("patientId")
+    patient = next((p for p in patients if p.id == patient_id), patients[0] if patients else None)
+
+    orders, keys = draft_orders_from_context(context, counter)
+    selections = context.get("selections")
+    if isinstance(selections, list):
+        wanted = {s for s in selections if isinstance(s, str)}
+        to_check = [o for o, k in zip(orders, keys, strict=True) if k in wanted]
+    else:
+        to_check = list(orders)
+
+    # Draft orders may also appear in the chart's MedicationRequest search (same id): keep the draft.
+    draft_ids = {o.id for o in orders if isinstance(o, MedicationRequest) and o.id}
+    medication_requests = [
+        m
+        for m in _parse(by_type.get("MedicationRequest", []), MedicationRequest, counter)
+        if not (m.id and m.id in draft_ids)
+    ]
+    medications = {
+        m.id: m for m in _parse(by_type.get("Medication", []), Medication, counter) if m.id
+    }
+    record = PatientRecord(
+        today=today,
+        hook=hook,
+        patient=patient,
+        conditions=tuple(_parse(by_type.get("Condition", []), Condition, counter)),
+        observations=tuple(_parse(by_type.get("Observation", []), Observation, counter)),
+        medication_requests=tuple(medication_requests),
+        medications=medications,
+        procedures=tuple(_parse(by_type.get("Procedure", []), Procedure, counter)),
+        questionnaire_responses=tuple(
+            _parse(by_type.get("QuestionnaireResponse", []), QuestionnaireResponse, counter)
+        ),
+        draft_orders=tuple(orders),
+        orders_to_check=tuple(to_check),
+    )
+    return record, counter.skipped

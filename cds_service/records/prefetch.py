@@ -1,0 +1,181 @@
+"""Prefetch first, FHIR second (CDS Hooks 2.0 §"Prefetch Template").
+
+Per key, four states: a resource or Bundle (use it; follow `next` when the FHIR server may be
+used), `null` (the client has no data: nothing to fetch), absent or an OperationOutcome (fetch
+it from `fhirServer`). Fetches run in parallel within one time budget. When data is needed and
+cannot be had, the call ends in 412 with an OperationOutcome that names the keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from cds_service.config import Settings
+from cds_service.errors import BadRequest, PrefetchUnavailable
+from cds_service.models import HookRequest
+from cds_service.records.data import DataKey, prefetch_template, render_template
+from cds_service.records.fhir_client import FhirClient, FhirUnavailable, bundle_resources, next_link
+
+MEDICATION_ID_CHUNK = 50
+
+
+@dataclass
+class ResolvedData:
+    """Raw resources per data key, and where each key came from (for the call log)."""
+
+    resources: dict[DataKey, list[dict[str, Any]]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def fhir_client_for(
+    request: HookRequest, settings: Settings, http: httpx.AsyncClient
+) -> tuple[FhirClient | None, str]:
+    """A client for the request's FHIR server, or None and the reason it may not be used."""
+    server = request.fhirServer
+    if not server:
+        return None, "the request has no fhirServer"
+    if not settings.fhir_server_allowed(server):
+        return None, "fhirServer is not on the service's FHIR allow-list (CDS_FHIR_ALLOWLIST)"
+    token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
+    if token is None and not settings.fhir_allow_anonymous:
+        return None, "the request has no fhirAuthorization"
+    client = FhirClient(
+        http,
+        server,
+        access_token=token,
+        max_pages=settings.fhir_max_pages,
+        url_allowed=lambda url: (
+            url.startswith(server.rstrip("/")) and settings.fhir_server_allowed(url)
+        ),
+    )
+    return client, ""
+
+
+async def resolve_data(
+    keys: Sequence[DataKey],
+    request: HookRequest,
+    patient_id: str,
+    settings: Settings,
+    http: httpx.AsyncClient,
+) -> ResolvedData:
+    prefetch = request.prefetch or {}
+    out = ResolvedData()
+    to_fetch: list[DataKey] = []
+    to_continue: dict[DataKey, str] = {}
+    for key in keys:
+        if key.value not in prefetch:
+            to_fetch.append(key)
+            continue
+        value = prefetch[key.value]
+        if value is None:
+            out.resources[key] = []
+            out.sources[key.value] = "prefetch-null"
+            continue
+        if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+            raise BadRequest(
+                f"prefetch.{key.value} must be a FHIR resource, a Bundle or null",
+                expression=[f"prefetch.{key.value}"],
+            )
+        if value["resourceType"] == "OperationOutcome":
+            to_fetch.append(key)
+            continue
+        out.resources[key] = bundle_resources(value)
+        out.sources[key.value] = "prefetch"
+        more = next_link(value) if value["resourceType"] == "Bundle" else None
+        if more:
+            to_continue[key] = more
+
+    client, reason = fhir_client_for(request, settings, http)
+    if to_fetch and client is None:
+        missing = ", ".join(k.value for k in to_fetch)
+        raise PrefetchUnavailable(
+            f"Data needed but not prefetched ({missing}) and the FHIR server cannot be used: {reason}",
+            expression=[f"prefetch.{k.value}" for k in to_fetch],
+        )
+    for key in list(to_continue):
+        if client is None:
+            # A paginated prefetch without FHIR access: use the pages given, and say so in the log.
+            out.sources[key.value] = "prefetch-partial"
+            del to_continue[key]
+
+    if client is not None and (to_fetch or to_continue):
+        try:
+            async with asyncio.timeout(settings.fhir_timeout_seconds):
+                await _fetch_all(client, to_fetch, to_continue, patient_id, out)
+                await _fetch_referenced_medications(client, out)
+        except TimeoutError as exc:
+            raise PrefetchUnavailable(
+                f"The FHIR server did not answer within {settings.fhir_timeout_seconds:g} s",
+                expression=[f"prefetch.{k.value}" for k in [*to_fetch, *to_continue]],
+            ) from exc
+    return out
+
+
+async def _fetch_all(
+    client: FhirClient,
+    to_fetch: list[DataKey],
+    to_continue: dict[DataKey, str],
+    patient_id: str,
+    out: ResolvedData,
+) -> None:
+    async def fetch(key: DataKey) -> list[dict[str, Any]]:
+        query = render_template(prefetch_template(key), patient_id)
+        if key is DataKey.PATIENT:
+            resource = await client.read(query)
+            return [resource] if resource else []
+        return await client.search(query)
+
+    async def follow(url: str) -> list[dict[str, Any]]:
+        return await client.search_url(url)
+
+    jobs = [fetch(k) for k in to_fetch] + [follow(u) for u in to_continue.values()]
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    failed: list[str] = []
+    for key, result in zip([*to_fetch, *to_continue], results, strict=True):
+        if isinstance(result, FhirUnavailable):
+            failed.append(key.value)
+        elif isinstance(result, BaseException):
+            raise result
+        elif key in to_continue:
+            out.resources[key].extend(result)
+            out.sources[key.value] = "prefetch+fhir"
+        else:
+            out.resources[key] = result
+            out.sources[key.value] = "fhir"
+    if failed:
+        raise PrefetchUnavailable(
+            f"The FHIR server could not provide: {', '.join(failed)}",
+            expression=[f"prefetch.{k}" for k in failed],
+        )
+
+
+async def _fetch_referenced_medications(client: FhirClient, out: ResolvedData) -> None:
+    """Medications named by medicationReference that the data does not hold yet."""
+    resources = out.resources.get(DataKey.MEDICATION_REQUESTS)
+    if not resources:
+        return
+    have = {r.get("id") for r in resources if r.get("resourceType") == "Medication"}
+    wanted: set[str] = set()
+    for r in resources:
+        ref = r.get("medicationReference")
+        target = ref.get("reference") if isinstance(ref, dict) else None
+        if isinstance(target, str) and target.startswith("Medication/"):
+            med_id = target.removeprefix("Medication/")
+            if med_id and med_id not in have and "/" not in med_id:
+                wanted.add(med_id)
+    ids = sorted(wanted)
+    chunks = [ids[i : i + MEDICATION_ID_CHUNK] for i in range(0, len(ids), MEDICATION_ID_CHUNK)]
+    try:
+        found = await asyncio.gather(
+            *(client.search(f"Medication?_id={','.join(c)}") for c in chunks)
+        )
+    except FhirUnavailable:
+        # Medications only refine identification; the order's own text and display still count.
+        return
+    for batch in found:
+        resources.extend(m for m in batch if m.get("resourceType") == "Medication")

@@ -1,0 +1,1 @@
+"""Durable state: feedback, card log and the JWT replay cache (SQLite default, PostgreSQL)."""
