@@ -1,0 +1,186 @@
+"""Dose, frequency and course length of a MedicationRequest (FHIR R4 Dosage / dispenseRequest).
+
+Shared by the opioid (MME/day, days supply), muscle-relaxant (course length) and
+corticosteroid (cumulative days, a red flag) rules, so all three read an order the same way.
+
+Assumptions, from the CDC opioid MME calculator (clinical-codes.md §4e, §5):
+- the first dosageInstruction and its first doseAndRate of type null or "ordered" describe the order;
+- a dose range counts at its upper bound ("most aggressive dosing");
+- doses per day use frequencyMax (else frequency) per period/periodUnit; else the count of
+  timeOfDay entries; else a timing code (BID, TID, QID, Q4H, Q6H, Q8H, Q12H, QD, QOD, QAM...);
+  PRN orders are taken at their maximum frequency;
+- Duration units: a = 365 d, mo = 30 d, wk = 7 d, d = 1, h = 1/24, min = 1/1440.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cds_service.logic.dates import parse_fhir_date
+from cds_service.logic.fhir import Dosage, DoseAndRate, MedicationRequest, Quantity
+
+_DAYS_PER_UNIT = {
+    "a": 365.0,
+    "year": 365.0,
+    "years": 365.0,
+    "mo": 30.0,
+    "month": 30.0,
+    "months": 30.0,
+    "wk": 7.0,
+    "week": 7.0,
+    "weeks": 7.0,
+    "d": 1.0,
+    "day": 1.0,
+    "days": 1.0,
+    "h": 1.0 / 24,
+    "hour": 1.0 / 24,
+    "hours": 1.0 / 24,
+    "min": 1.0 / 1440,
+    "s": 1.0 / 86400,
+}
+
+# HL7 v3 GTSAbbreviation timing codes -> administrations per day.
+_TIMING_CODES = {
+    "QD": 1.0,
+    "AM": 1.0,
+    "PM": 1.0,
+    "QAM": 1.0,
+    "QPM": 1.0,
+    "QHS": 1.0,
+    "HS": 1.0,
+    "BID": 2.0,
+    "TID": 3.0,
+    "QID": 4.0,
+    "QOD": 0.5,
+    "Q1H": 24.0,
+    "Q2H": 12.0,
+    "Q3H": 8.0,
+    "Q4H": 6.0,
+    "Q6H": 4.0,
+    "Q8H": 3.0,
+    "Q12H": 2.0,
+    "WK": 1.0 / 7,
+    "MO": 1.0 / 30,
+}
+
+
+def duration_days(quantity: Quantity | None) -> float | None:
+    """A Duration (value + UCUM unit) in days, or None when it cannot be read."""
+    if quantity is None or quantity.value is None:
+        return None
+    unit = (quantity.code or quantity.unit or "").strip().lower()
+    if unit == "mo" or unit.startswith("month"):
+        factor = 30.0
+    else:
+        factor = _DAYS_PER_UNIT.get(unit, _DAYS_PER_UNIT.get(unit.rstrip("s"), 0.0))
+    if not factor or quantity.value < 0:
+        return None
+    return quantity.value * factor
+
+
+def primary_dosage(request: MedicationRequest) -> Dosage | None:
+    return request.dosageInstruction[0] if request.dosageInstruction else None
+
+
+def _ordered_dose_and_rate(dosage: Dosage) -> DoseAndRate | None:
+    for item in dosage.doseAndRate:
+        kind = item.type.coding[0].code if item.type and item.type.coding else None
+        if kind in (None, "ordered"):
+            return item
+    return dosage.doseAndRate[0] if dosage.doseAndRate else None
+
+
+def dose_per_administration(dosage: Dosage | None) -> Quantity | None:
+    """doseQuantity, or the upper bound of doseRange."""
+    if dosage is None:
+        return None
+    item = _ordered_dose_and_rate(dosage)
+    if item is None:
+        return None
+    if item.doseQuantity is not None and item.doseQuantity.value is not None:
+        return item.doseQuantity
+    if item.doseRange is not None:
+        high = item.doseRange.high or item.doseRange.low
+        if high is not None and high.value is not None:
+            return high
+    return None
+
+
+def doses_per_day(dosage: Dosage | None) -> float | None:
+    """Administrations per day at the maximum frequency the order allows."""
+    if dosage is None or dosage.timing is None:
+        return None
+    repeat = dosage.timing.repeat
+    if repeat is not None:
+        frequency = repeat.frequencyMax or repeat.frequency
+        # The shortest period gives the most administrations: CDC's "most aggressive dosing".
+        period = repeat.period if repeat.period else None
+        if frequency and period and repeat.periodUnit:
+            days = duration_days(Quantity(value=period, code=repeat.periodUnit))
+            if days:
+                return frequency / days
+        if repeat.timeOfDay:
+            return float(len(repeat.timeOfDay))
+        if frequency and not period:
+            return float(frequency)  # "frequency N" with no period: N a day is the usual reading
+    code = dosage.timing.code
+    if code is not None:
+        for coding in code.coding:
+            if coding.code and coding.code.upper() in _TIMING_CODES:
+                return _TIMING_CODES[coding.code.upper()]
+        if code.text and code.text.strip().upper() in _TIMING_CODES:
+            return _TIMING_CODES[code.text.strip().upper()]
+    return None
+
+
+@dataclass(frozen=True)
+class CourseLength:
+    """Intended days of therapy, and the field it was read from (for the card's detail)."""
+
+    days: float
+    basis: str
+
+
+def supply_days_per_dispense(request: MedicationRequest) -> CourseLength | None:
+    """Days one dispense covers: expectedSupplyDuration, else validityPeriod, else the dosage
+    timing's bounds, else quantity / (dose x doses per day)."""
+    dispense = request.dispenseRequest
+    if dispense is not None:
+        days = duration_days(dispense.expectedSupplyDuration)
+        if days is not None:
+            return CourseLength(days, "expected supply duration")
+        if dispense.validityPeriod is not None:
+            start = parse_fhir_date(dispense.validityPeriod.start)
+            end = parse_fhir_date(dispense.validityPeriod.end)
+            if start and end and end >= start:
+                return CourseLength(float((end - start).days), "validity period")
+    dosage = primary_dosage(request)
+    repeat = dosage.timing.repeat if dosage and dosage.timing else None
+    if repeat is not None:
+        days = duration_days(repeat.boundsDuration)
+        if days is not None:
+            return CourseLength(days, "dosage duration")
+        if repeat.boundsPeriod is not None:
+            start = parse_fhir_date(repeat.boundsPeriod.start)
+            end = parse_fhir_date(repeat.boundsPeriod.end)
+            if start and end and end >= start:
+                return CourseLength(float((end - start).days), "dosage period")
+    if dispense is not None and dispense.quantity is not None and dispense.quantity.value:
+        dose = dose_per_administration(dosage)
+        per_day = doses_per_day(dosage)
+        if dose is not None and dose.value and per_day:
+            return CourseLength(
+                dispense.quantity.value / (dose.value * per_day), "quantity and dose"
+            )
+    return None
+
+
+def course_length(request: MedicationRequest) -> CourseLength | None:
+    """Intended course: days per dispense x (1 + numberOfRepeatsAllowed)."""
+    per_dispense = supply_days_per_dispense(request)
+    if per_dispense is None:
+        return None
+    repeats = request.dispenseRequest.numberOfRepeatsAllowed if request.dispenseRequest else None
+    fills = 1 + max(repeats or 0, 0)
+    basis = per_dispense.basis if fills == 1 else f"{per_dispense.basis} x {fills} fills"
+    return CourseLength(per_dispense.days * fills, basis)
