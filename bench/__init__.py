@@ -1,0 +1,1 @@
+"""Load and latency benchmarks (run with `make bench`)."""
