@@ -21,9 +21,9 @@ from tests.factories import (
 
 
 def record(
-    conditions: list[dict[str, Any]] = (), orders: list[dict[str, Any]] = ()
-) -> PatientRecord:  # type: ignore[assignment]
-    drafts = tuple(ServiceRequest.model_validate(o) for o in orders)
+    conditions: list[dict[str, Any]], orders: list[dict[str, Any]] | None = None
+) -> PatientRecord:
+    drafts = tuple(ServiceRequest.model_validate(o) for o in orders or [])
     return PatientRecord(
         today=TODAY,
         hook="order-sign",
