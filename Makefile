@@ -43,7 +43,7 @@ run: $(STAMPS)/venv
 lint: $(STAMPS)/venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy cds_service tests
+	$(BIN)/mypy cds_service tests bench
 
 format: $(STAMPS)/venv
 	$(BIN)/ruff check --fix .
