@@ -1,0 +1,101 @@
+"""imaging-without-red-flags: no lumbar imaging in the first 6 weeks of back pain without red flags.
+
+Recommendation: "Don't recommend advanced imaging (e.g. MRI) of the spine within the first six
+weeks in patients with non-specific acute low back pain in the absence of red flags" (Choosing
+Wisely, NASS). ACR Appropriateness Criteria LBP 2021 (variants 1-2): imaging is usually not
+appropriate for acute or subacute LBP without red flags and no prior management. ACP 2011: do not
+image nonspecific LBP routinely; age > 50 is a weaker risk factor, defer imaging. ACP 2017 and
+NICE NG59: first-line care is advice, staying active and self-management.
+
+When (order-select: the selected orders; order-sign: every draft order):
+  - a draft ServiceRequest for lumbar spine imaging (value set lumbar-spine-imaging: CPT 72020-72220
+    lumbar family, LOINC lumbar XR/CT/MR, or a text naming lumbar / lumbosacral spine with
+    X-ray, radiograph, CT or MRI),
+  - back-pain context (rules.evaluate() gates every rule on it),
+  - no red flag in the record or in this order's reason (red_flags.py),
+  - an episode younger than imaging_window_days (42: day 41 fires, day 42 does not, as "shorter
+    than 6 weeks"). Unknown onset counts as a new episode, and the card says so.
+Then: a `warning` per imaging order, suggesting to delete the draft. Age >= 50 is named in the
+card as a weaker risk factor and never changes the indicator (ACP 2011).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cds_service.logic.config import RuleConfig
+from cds_service.logic.fhir import ServiceRequest
+from cds_service.logic.findings import Finding, Indicator, Topic
+from cds_service.logic.record import PatientRecord
+from cds_service.logic.red_flags import RedFlagCheck, record_red_flags, with_order_reason
+from cds_service.logic.terminology import value_set
+
+LUMBAR_IMAGING_VALUE_SET = "lumbar-spine-imaging"
+GUIDELINE_IDS = (
+    "acp-2017",
+    "acp-2011-imaging",
+    "acr-ac-lbp-2021",
+    "choosing-wisely-nass",
+    "nice-ng59",
+)
+
+# Orders that are no longer requests (withdrawn or recorded in error) are not checked.
+_INACTIVE_ORDER_STATUSES = frozenset({"entered-in-error", "revoked", "completed"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImagingFinding(Finding):
+    """A lumbar imaging order drafted early in an episode, with no red flag found."""
+
+    order_id: str | None
+    order_name: str
+    episode_days: int | None
+    window_days: int
+    age_years: int | None
+    # Age at or above imaging_weaker_risk_age_years: named in the card, not a red flag.
+    age_is_weaker_risk_factor: bool
+    checked: tuple[RedFlagCheck, ...]
+
+
+def is_lumbar_imaging(order: ServiceRequest) -> bool:
+    return value_set(LUMBAR_IMAGING_VALUE_SET).matches(order.code)
+
+
+def evaluate(record: PatientRecord, config: RuleConfig) -> list[ImagingFinding]:
+    if not record.has_back_pain_context:
+        return []
+    episode_days = record.episode_days
+    # Unknown onset (None) is a new episode; a future onset (data error) is day 0 at most.
+    if episode_days is not None and episode_days >= config.imaging_window_days:
+        return []
+    orders = [
+        order
+        for order in record.service_orders_to_check
+        if (order.status or "").lower() not in _INACTIVE_ORDER_STATUSES and is_lumbar_imaging(order)
+    ]
+    if not orders:
+        return []
+    age = record.age_years
+    imaging = value_set(LUMBAR_IMAGING_VALUE_SET)
+    record_flags = record_red_flags(record, config)
+    findings: list[ImagingFinding] = []
+    for order in orders:
+        report = with_order_reason(record_flags, order, record)
+        if report.present:
+            continue
+        findings.append(
+            ImagingFinding(
+                topic=Topic.IMAGING_WITHOUT_RED_FLAGS,
+                indicator=Indicator.WARNING,
+                order_reference=f"ServiceRequest/{order.id}" if order.id else None,
+                order_id=order.id,
+                order_name=imaging.describe(order.code),
+                episode_days=max(episode_days, 0) if episode_days is not None else None,
+                window_days=config.imaging_window_days,
+                age_years=age,
+                age_is_weaker_risk_factor=age is not None
+                and age >= config.imaging_weaker_risk_age_years,
+                checked=report.checked,
+            )
+        )
+    return findings

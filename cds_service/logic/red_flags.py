@@ -1,0 +1,397 @@
+"""Red flags: what makes early imaging of the lumbar spine reasonable (RULES.md "Red flags").
+
+Recommendation (ACP 2011 high-value care, Table 2; ACR Appropriateness Criteria LBP 2021,
+variants 4-7; Choosing Wisely / NASS; CMS166 exclusion windows):
+  When the record holds cancer (active or history), spinal infection, fever, IV drug use,
+  immunosuppression, prolonged corticosteroid use, osteoporosis or a fragility fracture,
+  significant trauma or a vertebral fracture, cauda equina signs (urinary retention, saddle
+  anaesthesia), a severe or progressive neurological deficit, unexplained weight loss or prior
+  lumbar surgery,
+  Then early imaging may be justified: the imaging warning is not shown, and other cards may
+  name the flags found.
+
+How each is read (codes live in the `red-flag-*` value sets, windows and thresholds in RuleConfig):
+- Conditions never count when verificationStatus is refuted or entered-in-error. Unconfirmed,
+  provisional and differential diagnoses do count: a *suspected* cauda equina syndrome is exactly
+  when imaging is right. "Any time" flags count in any clinicalStatus. A flag with a window counts
+  when the Condition is still active (active / recurrence / relapse, whatever its onset) or when
+  its onset (onsetDateTime, else onsetPeriod.start, else recordedDate) lies inside the window.
+  Assumption: a Condition without clinicalStatus is judged by its onset; only when it has no date
+  and no abatement at all is it taken as a current problem-list entry.
+- Fever Observations (VSAC Body Temperature): effectiveDateTime, else effectivePeriod.start, else
+  issued, inside the fever window, and a value >= fever_celsius (UCUM Cel or [degF], also written
+  C, °C, F, °F). A value without a unit is read as Celsius from 25 to 45 and Fahrenheit from 77 to
+  113 (the only plausible readings of a body temperature); anything else is ignored.
+- Oral glucocorticoid MedicationRequests (any status but entered-in-error, cancelled, draft): each
+  course (dosage.course_length, as the muscle-relaxant rule reads it) starts at authoredOn (else
+  dispenseRequest.validityPeriod.start); the part before the window is clipped off and the rest
+  added up; >= corticosteroid_cumulative_days is a red flag. The intended course counts in full
+  after its start: a 90-day prescription is prolonged use from the day it is written.
+- Completed Procedures of prior lumbar surgery, any time (codes or a lumbar surgery text).
+- The draft order's own reasonCode, and the Conditions its reasonReference names: the prescriber's
+  stated reason for this order, so no window applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+
+from cds_service.logic.back_pain import (
+    condition_onset,
+    is_clinically_active,
+    is_excluded_verification,
+    resolve_condition,
+)
+from cds_service.logic.config import RuleConfig
+from cds_service.logic.dates import parse_fhir_date, within_days
+from cds_service.logic.dosage import course_length
+from cds_service.logic.fhir import (
+    CodeableConcept,
+    Condition,
+    DraftOrder,
+    MedicationRequest,
+    Observation,
+    Procedure,
+    Quantity,
+)
+from cds_service.logic.record import PatientRecord
+from cds_service.logic.terminology import value_set
+
+
+class RedFlag(StrEnum):
+    CANCER = "cancer"
+    SPINAL_INFECTION = "spinal-infection"
+    FEVER = "fever"
+    IV_DRUG_USE = "iv-drug-use"
+    IMMUNOSUPPRESSION = "immunosuppression"
+    CORTICOSTEROIDS = "prolonged-corticosteroids"
+    OSTEOPOROSIS = "osteoporosis"
+    TRAUMA = "trauma"
+    CAUDA_EQUINA = "cauda-equina"
+    NEURO_DEFICIT = "neurological-deficit"
+    WEIGHT_LOSS = "weight-loss"
+    PRIOR_LUMBAR_SURGERY = "prior-lumbar-surgery"
+
+
+# Condition value set of each flag (prior lumbar surgery is a Procedure set, read the same way
+# when it appears in an order's reason).
+CONDITION_VALUE_SETS: dict[RedFlag, str] = {
+    RedFlag.CANCER: "red-flag-cancer",
+    RedFlag.SPINAL_INFECTION: "red-flag-spinal-infection",
+    RedFlag.FEVER: "red-flag-fever",
+    RedFlag.IV_DRUG_USE: "red-flag-iv-drug-use",
+    RedFlag.IMMUNOSUPPRESSION: "red-flag-immunosuppression",
+    RedFlag.CORTICOSTEROIDS: "red-flag-corticosteroid-use",
+    RedFlag.OSTEOPOROSIS: "red-flag-osteoporosis",
+    RedFlag.TRAUMA: "red-flag-trauma",
+    RedFlag.CAUDA_EQUINA: "red-flag-cauda-equina",
+    RedFlag.NEURO_DEFICIT: "red-flag-neuro-deficit",
+    RedFlag.WEIGHT_LOSS: "red-flag-weight-loss",
+}
+PROCEDURE_VALUE_SET = "red-flag-prior-lumbar-surgery"
+GLUCOCORTICOID_VALUE_SET = "red-flag-oral-glucocorticoids"
+BODY_TEMPERATURE_VALUE_SET = "valueset-2.16.840.1.113762.1.4.1045.152"
+
+_IGNORED_ORDER_STATUSES = frozenset({"entered-in-error", "cancelled", "draft"})
+_IGNORED_OBSERVATION_STATUSES = frozenset({"entered-in-error", "cancelled"})
+_CELSIUS_UNITS = frozenset({"cel", "c", "°c", "degc", "deg c", "celsius", "℃"})
+_FAHRENHEIT_UNITS = frozenset({"[degf]", "f", "°f", "degf", "deg f", "fahrenheit", "℉"})
+
+
+@dataclass(frozen=True)
+class RedFlagCheck:
+    """One red flag the service looks for, and how far back (None: any time)."""
+
+    flag: RedFlag
+    label: str
+    window_days: int | None
+
+    @property
+    def described(self) -> str:
+        """The label with its look-back, for card detail: "spinal infection (last 12 months)"."""
+        return f"{self.label} ({_window_text(self.window_days)})"
+
+
+@dataclass(frozen=True)
+class RedFlagHit:
+    """A red flag found, with the evidence a clinician can check in the chart."""
+
+    flag: RedFlag
+    evidence: str
+    source: str
+    on: date | None = None
+
+
+@dataclass(frozen=True)
+class RedFlagReport:
+    checked: tuple[RedFlagCheck, ...]
+    found: tuple[RedFlagHit, ...]
+
+    @property
+    def present(self) -> bool:
+        return bool(self.found)
+
+    @property
+    def flags(self) -> frozenset[RedFlag]:
+        return frozenset(hit.flag for hit in self.found)
+
+
+def _window_text(days: int | None) -> str:
+    if days is None:
+        return "any time"
+    if days % 365 == 0:
+        years = days // 365
+        return "last 12 months" if years == 1 else f"last {years * 12} months"
+    return f"last {days} days"
+
+
+def red_flag_checks(config: RuleConfig) -> tuple[RedFlagCheck, ...]:
+    """Every red flag of RULES.md, in its order, with the windows of this configuration."""
+    return (
+        RedFlagCheck(RedFlag.CANCER, "cancer, active or history", None),
+        RedFlagCheck(
+            RedFlag.SPINAL_INFECTION, "spinal infection", config.spinal_infection_window_days
+        ),
+        RedFlagCheck(
+            RedFlag.FEVER,
+            f"fever: temperature ≥ {config.fever_celsius:.1f} °C or a fever diagnosis",
+            config.fever_window_days,
+        ),
+        RedFlagCheck(RedFlag.IV_DRUG_USE, "IV drug use", config.iv_drug_use_window_days),
+        RedFlagCheck(
+            RedFlag.IMMUNOSUPPRESSION,
+            "immunosuppression: HIV, transplant, immunosuppressants",
+            None,
+        ),
+        RedFlagCheck(
+            RedFlag.CORTICOSTEROIDS,
+            f"prolonged corticosteroids: ≥ {config.corticosteroid_cumulative_days} days of oral "
+            "glucocorticoids or long-term steroid use",
+            config.corticosteroid_window_days,
+        ),
+        RedFlagCheck(RedFlag.OSTEOPOROSIS, "osteoporosis or fragility fracture", None),
+        RedFlagCheck(
+            RedFlag.TRAUMA, "significant trauma or vertebral fracture", config.trauma_window_days
+        ),
+        RedFlagCheck(
+            RedFlag.CAUDA_EQUINA,
+            "cauda equina syndrome, urinary retention or saddle anaesthesia",
+            config.cauda_equina_window_days,
+        ),
+        RedFlagCheck(
+            RedFlag.NEURO_DEFICIT,
+            "severe or progressive neurological deficit",
+            config.neuro_deficit_window_days,
+        ),
+        RedFlagCheck(
+            RedFlag.WEIGHT_LOSS, "unexplained weight loss", config.weight_loss_window_days
+        ),
+        RedFlagCheck(RedFlag.PRIOR_LUMBAR_SURGERY, "prior lumbar surgery", None),
+    )
+
+
+def find_red_flags(
+    record: PatientRecord, config: RuleConfig, order: DraftOrder | None = None
+) -> RedFlagReport:
+    """The red flags in the record, plus those in `order`'s stated reason when one is given."""
+    report = record_red_flags(record, config)
+    return report if order is None else with_order_reason(report, order, record)
+
+
+def record_red_flags(record: PatientRecord, config: RuleConfig) -> RedFlagReport:
+    """The red flags in the patient's record (the part every draft order shares)."""
+    checks = red_flag_checks(config)
+    windows = {check.flag: check.window_days for check in checks}
+    found: list[RedFlagHit] = []
+    found.extend(_condition_flags(record.conditions, windows, record.today))
+    found.extend(_fever_observations(record.observations, config, record.today))
+    found.extend(_corticosteroid_courses(record, config))
+    found.extend(_lumbar_surgery(record.procedures))
+    return RedFlagReport(checked=checks, found=tuple(found))
+
+
+def with_order_reason(
+    report: RedFlagReport, order: DraftOrder, record: PatientRecord
+) -> RedFlagReport:
+    """`report` plus the red flags named in one draft order's reasonCode / reasonReference."""
+    extra = tuple(_order_reason_flags(order, record))
+    return RedFlagReport(checked=report.checked, found=report.found + extra) if extra else report
+
+
+def _reference(resource_type: str, resource_id: str | None) -> str:
+    return f"{resource_type}/{resource_id}" if resource_id else resource_type
+
+
+def _is_current(condition: Condition, onset: date | None) -> bool:
+    """Counts whatever the window: still active, or an undated entry with no status at all."""
+    if condition.clinicalStatus is not None:
+        return is_clinically_active(condition)
+    return onset is None and condition.abatementDateTime is None
+
+
+def _condition_flags(
+    conditions: Iterable[Condition], windows: dict[RedFlag, int | None], today: date
+) -> Iterable[RedFlagHit]:
+    for condition in conditions:
+        if condition.code is None or is_excluded_verification(condition):
+            continue
+        onset = condition_onset(condition)
+        current = _is_current(condition, onset)
+        for flag, vs_name in CONDITION_VALUE_SETS.items():
+            window = windows[flag]
+            if window is not None and not current and not within_days(onset, today, window):
+                continue
+            vs = value_set(vs_name)
+            if vs.matches(condition.code):
+                yield RedFlagHit(
+                    flag=flag,
+                    evidence=vs.describe(condition.code),
+                    source=_reference("Condition", condition.id),
+                    on=onset,
+                )
+
+
+def _observation_date(observation: Observation) -> date | None:
+    return (
+        parse_fhir_date(observation.effectiveDateTime)
+        or parse_fhir_date(observation.effectiveInstant)
+        or parse_fhir_date(
+            observation.effectivePeriod.start if observation.effectivePeriod else None
+        )
+        or parse_fhir_date(observation.issued)
+    )
+
+
+def temperature_celsius(quantity: Quantity | None) -> float | None:
+    """A body temperature in degrees Celsius, or None when the unit cannot be read."""
+    if quantity is None or quantity.value is None:
+        return None
+    value = quantity.value
+    units = [u.strip().lower() for u in (quantity.code, quantity.unit) if u and u.strip()]
+    for unit in units:
+        if unit in _CELSIUS_UNITS:
+            return value
+        if unit in _FAHRENHEIT_UNITS:
+            return (value - 32.0) * 5.0 / 9.0
+    if units:
+        return None
+    if 25.0 <= value <= 45.0:
+        return value
+    if 77.0 <= value <= 113.0:
+        return (value - 32.0) * 5.0 / 9.0
+    return None
+
+
+def _fever_observations(
+    observations: Iterable[Observation], config: RuleConfig, today: date
+) -> Iterable[RedFlagHit]:
+    temperature_codes = value_set(BODY_TEMPERATURE_VALUE_SET)
+    for observation in observations:
+        if (observation.status or "").lower() in _IGNORED_OBSERVATION_STATUSES:
+            continue
+        if temperature_codes.matching_coding(observation.code) is None:
+            continue
+        when = _observation_date(observation)
+        if not within_days(when, today, config.fever_window_days):
+            continue
+        celsius = temperature_celsius(observation.valueQuantity)
+        # Rounded to 0.01 °C so that 100.4 °F reads as the 38.0 °C it stands for.
+        if celsius is None or round(celsius, 2) < config.fever_celsius:
+            continue
+        recorded = observation.valueQuantity
+        assert recorded is not None and recorded.value is not None  # read above
+        unit = recorded.unit or recorded.code or ""
+        yield RedFlagHit(
+            flag=RedFlag.FEVER,
+            evidence=f"temperature {recorded.value:g} {unit}".rstrip() + f" ({celsius:.1f} °C)",
+            source=_reference("Observation", observation.id),
+            on=when,
+        )
+
+
+def _medication_concept(
+    request: MedicationRequest, record: PatientRecord
+) -> CodeableConcept | None:
+    if request.medicationCodeableConcept is not None:
+        return request.medicationCodeableConcept
+    medication = record.medication_for(request)
+    return medication.code if medication is not None else None
+
+
+def _course_start(request: MedicationRequest) -> date | None:
+    validity = request.dispenseRequest.validityPeriod if request.dispenseRequest else None
+    return parse_fhir_date(request.authoredOn) or parse_fhir_date(
+        validity.start if validity else None
+    )
+
+
+def _corticosteroid_courses(record: PatientRecord, config: RuleConfig) -> Iterable[RedFlagHit]:
+    glucocorticoids = value_set(GLUCOCORTICOID_VALUE_SET)
+    window_start = record.today - timedelta(days=config.corticosteroid_window_days)
+    total = 0.0
+    sources: list[str] = []
+    names: list[str] = []
+    for request in record.medication_requests:
+        if (request.status or "").lower() in _IGNORED_ORDER_STATUSES:
+            continue
+        concept = _medication_concept(request, record)
+        if not glucocorticoids.matches(concept):
+            continue
+        start = _course_start(request)
+        course = course_length(request)
+        # Without a start date or a course length the order cannot be placed in the window.
+        if start is None or course is None or start > record.today:
+            continue
+        days = course.days - max(0, (window_start - start).days)
+        if days <= 0:
+            continue
+        total += days
+        sources.append(_reference("MedicationRequest", request.id))
+        name = glucocorticoids.describe(concept)
+        if name not in names:
+            names.append(name)
+    if sources and total >= config.corticosteroid_cumulative_days:
+        yield RedFlagHit(
+            flag=RedFlag.CORTICOSTEROIDS,
+            evidence=f"{', '.join(names)}: {total:.0f} days of oral glucocorticoids in the "
+            f"{_window_text(config.corticosteroid_window_days)}",
+            source=", ".join(sources),
+        )
+
+
+def _lumbar_surgery(procedures: Iterable[Procedure]) -> Iterable[RedFlagHit]:
+    surgery = value_set(PROCEDURE_VALUE_SET)
+    for procedure in procedures:
+        if (procedure.status or "").lower() != "completed":
+            continue
+        if surgery.matches(procedure.code):
+            performed = procedure.performedDateTime or (
+                procedure.performedPeriod.start if procedure.performedPeriod else None
+            )
+            yield RedFlagHit(
+                flag=RedFlag.PRIOR_LUMBAR_SURGERY,
+                evidence=surgery.describe(procedure.code),
+                source=_reference("Procedure", procedure.id),
+                on=parse_fhir_date(performed),
+            )
+
+
+def _order_reason_flags(order: DraftOrder, record: PatientRecord) -> Iterable[RedFlagHit]:
+    order_ref = _reference(order.resourceType, order.id)
+    reasons: list[tuple[CodeableConcept, str]] = [
+        (reason, f"{order_ref} reasonCode") for reason in order.reasonCode
+    ]
+    for ref in order.reasonReference:
+        condition = resolve_condition(ref.reference, order.contained, record.conditions_by_id)
+        if condition is not None and condition.code is not None:
+            if not is_excluded_verification(condition):
+                reasons.append((condition.code, f"{order_ref} reasonReference"))
+    value_sets = {**CONDITION_VALUE_SETS, RedFlag.PRIOR_LUMBAR_SURGERY: PROCEDURE_VALUE_SET}
+    for concept, source in reasons:
+        for flag, vs_name in value_sets.items():
+            vs = value_set(vs_name)
+            if vs.matches(concept):
+                yield RedFlagHit(flag=flag, evidence=vs.describe(concept), source=source)
