@@ -1,0 +1,214 @@
+"""The opioid-order card: MME/day and days supply first, then the CDC 2022 points that apply."""
+
+from __future__ import annotations
+
+from cds_service.cards.base import (
+    RenderContext,
+    action,
+    make_card,
+    override_reason,
+    suggestion,
+)
+from cds_service.cards.medication_orders import (
+    find_draft,
+    naloxone_request,
+    shortened,
+    update_action,
+)
+from cds_service.logic.config import RuleConfig
+from cds_service.logic.findings import Finding
+from cds_service.logic.guidelines import guideline
+from cds_service.logic.mme import OrderMme
+from cds_service.logic.opioids import OpioidOrderFinding
+from cds_service.models import Card, Suggestion
+
+SOURCE_GUIDELINE = "cdc-opioid-2022"
+CITED = ("cdc-opioid-2022", "acp-2017")
+SUMMARY = "Opioids are not first-line for low back pain"
+
+INSTEAD = (
+    "- Stay active and keep up usual activities; superficial heat; reassure that most acute low "
+    "back pain improves within weeks.",
+    "- If a drug is wanted: an NSAID at the lowest effective dose for the shortest time (if not "
+    "contraindicated), or a skeletal muscle relaxant for a short course (ACP 2017).",
+    "- Exercise therapy, spinal manipulation, massage or acupuncture for pain that persists.",
+)
+
+
+def _n(value: float) -> str:
+    return f"{round(value, 1):g}"
+
+
+def _days(value: float) -> str:
+    figure = _n(value)
+    return f"{figure} day" if figure == "1" else f"{figure} days"
+
+
+def summary(finding: OpioidOrderFinding) -> str:
+    parts = [SUMMARY]
+    if finding.total_mme_per_day is not None:
+        parts.append(f": {_n(finding.total_mme_per_day)} MME/day")
+        if any(o.mme_per_day is not None for o in finding.others):
+            parts.append(" in total")
+    if finding.benzodiazepines:
+        parts.append(", with a benzodiazepine")
+    return "".join(parts)
+
+
+def _order_line(order: OrderMme) -> str:
+    if order.mme_per_day is None:
+        return f"cannot be computed: {order.reason}"
+    return f"{_n(order.mme_per_day)} MME/day ({order.calculation})"
+
+
+def _mme_lines(finding: OpioidOrderFinding) -> list[str]:
+    lines = [f"**MME/day, this order:** {_order_line(finding.order)}."]
+    if not finding.others:
+        lines.append("**MME/day, total:** the same: no other active or drafted opioid order.")
+    else:
+        total = (
+            f"{_n(finding.total_mme_per_day)} MME/day"
+            if finding.total_mme_per_day is not None
+            else "cannot be computed"
+        )
+        lines.append(f"**MME/day, total with the other opioid orders:** {total}.")
+        for other in finding.others:
+            kind = "active" if other.active else "drafted"
+            lines.append(f"- {other.label} ({kind}): {_order_line(other)}")
+    if finding.uncounted and finding.total_mme_per_day is not None:
+        lines.append(
+            "The total leaves out the orders whose MME/day cannot be computed: the real total is "
+            "higher."
+        )
+    return lines
+
+
+def _supply_line(finding: OpioidOrderFinding, config: RuleConfig) -> str:
+    supply = finding.supply
+    refills = f", plus {finding.refills} refill(s)" if finding.refills else ""
+    if supply is None:
+        return (
+            "**Days supply:** not stated (no expected supply duration, and no quantity with a "
+            f"dose and frequency){refills}."
+        )
+    over = f", more than {config.opioid_max_days_supply}" if finding.suggest_shorter_supply else ""
+    return f"**Days supply:** {_days(supply.days)} (from the {supply.basis}){over}{refills}."
+
+
+def _cdc_points(finding: OpioidOrderFinding, config: RuleConfig) -> list[str]:
+    total = finding.total_mme_per_day
+    points = [
+        "- Nonopioid therapy first: nonpharmacologic care and NSAIDs are at least as effective "
+        "for acute low back pain, with fewer harms.",
+        "- If an opioid is used: the lowest effective dose of an immediate-release opioid."
+        + (
+            " This order is extended-release / long-acting: not for acute pain or opioid-naive "
+            "patients."
+            if finding.long_acting
+            else ""
+        ),
+        "- Acute pain: no more than needed, often a few days or less; more than "
+        f"{config.opioid_max_days_supply} days is rarely needed.",
+        "- Reassess benefits and harms within 1 to 4 weeks, and before any dose increase.",
+    ]
+    if total is not None and total >= config.mme_caution_per_day:
+        points.append(
+            f"- At {_n(config.mme_caution_per_day)} MME/day or more: pause and reassess the "
+            "benefits and risks before continuing; offer naloxone."
+        )
+    if total is not None and total >= config.mme_high_per_day:
+        points.append(
+            f"- At {_n(config.mme_high_per_day)} MME/day or more the overdose risk is high: "
+            "justify the dose or taper."
+        )
+    if finding.benzodiazepines:
+        points.append(
+            "- Avoid opioids with benzodiazepines (overdose risk): "
+            + "; ".join(finding.benzodiazepines)
+            + ". Offer naloxone."
+        )
+    if finding.other_cns_depressants:
+        points.append(
+            "- Muscle relaxants are also CNS depressants; weigh the combination: "
+            + "; ".join(finding.other_cns_depressants)
+            + "."
+        )
+    if finding.naloxone_on_file:
+        points.append(f"- Naloxone is already ordered: {finding.naloxone_on_file}.")
+    return points
+
+
+def _sources() -> str:
+    links = "; ".join(f"[{guideline(g).label}]({guideline(g).url})" for g in CITED)
+    return f"**Guidelines:** {links}."
+
+
+def detail(finding: OpioidOrderFinding, config: RuleConfig) -> str:
+    parts = [
+        f"**Order:** {finding.medication}.",
+        "\n".join(_mme_lines(finding)),
+        _supply_line(finding, config),
+        "**CDC 2022 points that apply:**\n" + "\n".join(_cdc_points(finding, config)),
+        "**Instead:**\n" + "\n".join(INSTEAD),
+        _sources(),
+    ]
+    return "\n\n".join(parts)
+
+
+def _suggestions(finding: OpioidOrderFinding, ctx: RenderContext) -> list[Suggestion]:
+    out: list[Suggestion] = []
+    max_days = ctx.config.opioid_max_days_supply
+    draft = find_draft(ctx, finding.order_reference)
+    if finding.suggest_shorter_supply and draft is not None and finding.supply is not None:
+        update = update_action(
+            f"Change the draft {finding.medication} to a {max_days}-day supply",
+            shortened(
+                draft,
+                days=max_days,
+                current_days=finding.supply.days,
+                drop_refills=False,
+                patient_id=ctx.patient_id,
+            ),
+        )
+        if update is not None:
+            out.append(suggestion(ctx, f"Shorten to a {max_days}-day supply", [update]))
+    if finding.suggest_naloxone:
+        out.append(
+            suggestion(
+                ctx,
+                "Add naloxone 4 mg nasal spray",
+                [
+                    action(
+                        "create", "Order naloxone 4 mg nasal spray", resource=naloxone_request(ctx)
+                    )
+                ],
+            )
+        )
+    return out
+
+
+def render(finding: Finding, ctx: RenderContext) -> Card:
+    if not isinstance(finding, OpioidOrderFinding):
+        raise TypeError(f"opioid card given a {type(finding).__name__}")
+    reasons = [
+        override_reason("nonopioid-insufficient", "Nonopioid therapy tried and insufficient"),
+        override_reason("nonopioid-contraindicated", "Nonopioid therapy contraindicated"),
+        override_reason(
+            "established-opioid-therapy", "Continuing established long-term opioid therapy"
+        ),
+        override_reason("palliative-care", "Cancer, palliative or end-of-life care"),
+    ]
+    if finding.benzodiazepines:
+        reasons.append(
+            override_reason("benzodiazepine-reviewed", "Benzodiazepine co-prescribing reviewed")
+        )
+    return make_card(
+        ctx,
+        finding,
+        summary=summary(finding),
+        detail=detail(finding, ctx.config),
+        guideline_id=SOURCE_GUIDELINE,
+        suggestions=_suggestions(finding, ctx),
+        override_reasons=reasons,
+        selection_behavior="any",
+    )
