@@ -1,0 +1,430 @@
+"""Keele STarT Back Screening Tool: scoring, and the results a patient record holds.
+
+Scoring (Keele scoring guide; LOINC 91352-5 term description; clinical-codes.md §7):
+- Items 1-8: Agree = 1, Disagree = 0 (the interview variant: Yes = 1, No = 0). Item 9
+  (bothersomeness): Very much or Extremely = 1; Not at all, Slightly or Moderately = 0.
+- Total = items 1-9 (0-9, LOINC 91351-7); psychosocial subscale = items 5-9 (0-5, 91350-9).
+- Risk (91352-5): high if the subscale is >= 4; else low if the total is <= 3; else medium.
+  The cut-offs belong to the validated instrument (Keele asks that it is not modified), so they
+  are constants here, not settings.
+
+A result is an Observation (91352-5 risk, 91351-7 total, 91350-9 subscale, alone or as
+components of one panel Observation) or a completed / amended QuestionnaireResponse that this
+module scores itself. Codes are read from the `startback-*` value sets.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+from cds_service.logic.dates import parse_fhir_date
+from cds_service.logic.fhir import (
+    CodeableConcept,
+    Coding,
+    Observation,
+    QuestionnaireAnswer,
+    QuestionnaireResponse,
+    QuestionnaireResponseItem,
+)
+from cds_service.logic.terminology import ValueSet, normalise_code, normalise_system, value_set
+
+# The path of this service's own Questionnaire: `{CDS_PUBLIC_BASE_URL}/fhir/Questionnaire/startback`.
+QUESTIONNAIRE_PATH = "/fhir/Questionnaire/startback"
+
+PANEL_VS = "startback-panel"
+ITEMS_VS = "startback-items"
+PSYCHOSOCIAL_ITEMS_VS = "startback-psychosocial-items"
+TOTAL_VS = "startback-total-score"
+SUBSCALE_VS = "startback-psychosocial-subscore"
+RISK_VS = "startback-risk-level"
+RISK_ANSWERS_VS = "startback-risk-answers"
+ITEM_ANSWERS_VS = "startback-item-answers"
+
+ITEM_COUNT = 9
+TOTAL_MAX = 9
+SUBSCALE_MAX = 5
+HIGH_RISK_SUBSCALE_MIN = 4
+LOW_RISK_TOTAL_MAX = 3
+
+# Answer words and their item scores (Keele scoring guide). Items 1-8 and item 9 use
+# different words, so one table serves all items.
+_ANSWER_SCORES = {
+    "agree": 1,
+    "yes": 1,
+    "disagree": 0,
+    "no": 0,
+    "very much": 1,
+    "extremely": 1,
+    "not at all": 0,
+    "slightly": 0,
+    "moderately": 0,
+}
+
+# Only these QuestionnaireResponse statuses are finished answers (RULES.md).
+COUNTED_RESPONSE_STATUSES = frozenset({"completed", "amended"})
+# An Observation in error or cancelled is not a result; any other status is.
+EXCLUDED_OBSERVATION_STATUSES = frozenset({"entered-in-error", "cancelled"})
+
+_LOINC_CODE = re.compile(r"\d{1,7}-\d")
+
+
+class RiskGroup(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+def risk_group(total: int | None, subscale: int | None) -> RiskGroup | None:
+    """The risk group of the scores; None when they cannot decide it (total >= 4, no subscale)."""
+    if subscale is not None and subscale >= HIGH_RISK_SUBSCALE_MIN:
+        return RiskGroup.HIGH
+    if total is None:
+        return None
+    if total <= LOW_RISK_TOTAL_MAX:
+        return RiskGroup.LOW
+    if subscale is None:
+        return None
+    return RiskGroup.MEDIUM
+
+
+@dataclass(frozen=True)
+class Score:
+    """A complete set of item scores, summed."""
+
+    total: int
+    subscale: int
+
+    @property
+    def risk(self) -> RiskGroup:
+        group = risk_group(self.total, self.subscale)
+        assert group is not None  # both scores are known
+        return group
+
+
+def score_items(item_scores: Mapping[str, int]) -> Score:
+    """Total and subscale from the 0/1 score of every item, keyed by item LOINC code.
+
+    Raises ValueError unless all nine items have a score of 0 or 1.
+    """
+    items = value_set(ITEMS_VS)
+    psychosocial = value_set(PSYCHOSOCIAL_ITEMS_VS)
+    codes = {code for _, code in items.codes}
+    if set(item_scores) != codes:
+        missing = sorted(codes - set(item_scores))
+        extra = sorted(set(item_scores) - codes)
+        raise ValueError(f"STarT Back needs all 9 items (missing {missing}, unknown {extra})")
+    if any(s not in (0, 1) for s in item_scores.values()):
+        raise ValueError("STarT Back item scores are 0 or 1")
+    psych_codes = {code for _, code in psychosocial.codes}
+    return Score(
+        total=sum(item_scores.values()),
+        subscale=sum(s for code, s in item_scores.items() if code in psych_codes),
+    )
+
+
+def _answer_word(text: str) -> str:
+    return " ".join(text.strip().lower().replace("-", " ").replace("_", " ").split())
+
+
+def answer_score(answer: QuestionnaireAnswer) -> int | None:
+    """The 0/1 score of one answer, or None when it is not a STarT Back answer."""
+    if answer.valueCoding is not None:
+        return _coding_score(answer.valueCoding)
+    if answer.valueBoolean is not None:
+        return 1 if answer.valueBoolean else 0
+    if answer.valueInteger is not None:
+        return answer.valueInteger if answer.valueInteger in (0, 1) else None
+    if answer.valueString is not None:
+        return _ANSWER_SCORES.get(_answer_word(answer.valueString))
+    return None
+
+
+def _coding_score(coding: Coding) -> int | None:
+    """By answer code (its display in the answers value set), else by display or code text."""
+    answers = value_set(ITEM_ANSWERS_VS)
+    words = [_display_of(answers, coding) if answers.contains(coding) else None]
+    words.extend((coding.display, coding.code))
+    for word in words:
+        score = _ANSWER_SCORES.get(_answer_word(word)) if word else None
+        if score is not None:
+            return score
+    return None
+
+
+def _item_code(item: QuestionnaireResponseItem, item_codes: frozenset[str]) -> str | None:
+    """The item LOINC code named by linkId ("91340-0", "/91340-0") or definition."""
+    for text in (item.linkId, item.definition):
+        for match in _LOINC_CODE.finditer(text or ""):
+            if match.group(0) in item_codes:
+                return match.group(0)
+    return None
+
+
+def _walk(items: Iterable[QuestionnaireResponseItem]) -> Iterable[QuestionnaireResponseItem]:
+    for item in items:
+        yield item
+        yield from _walk(item.item)
+
+
+def _is_startback_canonical(questionnaire: str | None) -> bool:
+    """This service's Questionnaire, or one whose last path segment is the panel code."""
+    if not questionnaire:
+        return False
+    url = questionnaire.split("|", 1)[0].rstrip("/")
+    if url.endswith(QUESTIONNAIRE_PATH):
+        return True
+    last = url.rsplit("/", 1)[-1]
+    return value_set(PANEL_VS).contains(Coding(system="http://loinc.org", code=last))
+
+
+def is_startback_response(response: QuestionnaireResponse) -> bool:
+    """RULES.md: the questionnaire canonical is ours or LOINC's, or the items are the item codes."""
+    if _is_startback_canonical(response.questionnaire):
+        return True
+    item_codes = _item_codes()
+    return any(_item_code(i, item_codes) for i in _walk(response.item))
+
+
+def _item_codes() -> frozenset[str]:
+    return frozenset(code for _, code in value_set(ITEMS_VS).codes)
+
+
+def score_response(response: QuestionnaireResponse) -> Score | None:
+    """The score of a STarT Back QuestionnaireResponse; None unless all 9 items are answered.
+
+    Assumption: a response with a missing or unreadable item is not a valid screen (the tool is
+    validated only as a whole), so it is not a result.
+    """
+    item_codes = _item_codes()
+    scores: dict[str, int] = {}
+    for item in _walk(response.item):
+        code = _item_code(item, item_codes)
+        if code is None or code in scores or not item.answer:
+            continue
+        score = answer_score(item.answer[0])
+        if score is not None:
+            scores[code] = score
+    if len(scores) != ITEM_COUNT:
+        return None
+    return score_items(scores)
+
+
+# ---- results in the record --------------------------------------------------------------
+
+
+class ResultSource(StrEnum):
+    OBSERVATION = "Observation"
+    QUESTIONNAIRE_RESPONSE = "QuestionnaireResponse"
+
+
+@dataclass(frozen=True)
+class StartBackResult:
+    """One screening: its date and whichever of total, subscale and risk group it gives."""
+
+    on: date
+    total: int | None
+    subscale: int | None
+    risk: RiskGroup | None
+    source: ResultSource
+    # Sort key within a day (UTC); midnight when only a date is known.
+    at: datetime
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        day = parse_fhir_date(text)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _observation_when(obs: Observation) -> str | None:
+    """effectiveDateTime, else effectivePeriod.start, else effectiveInstant, else issued."""
+    return (
+        obs.effectiveDateTime
+        or (obs.effectivePeriod.start if obs.effectivePeriod else None)
+        or obs.effectiveInstant
+        or obs.issued
+    )
+
+
+def _number(
+    quantity_value: float | None, integer: int | None, text: str | None, maximum: int
+) -> int | None:
+    value: float | None = integer if integer is not None else quantity_value
+    if value is None and text is not None:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            return None
+    if value is None or not math.isfinite(value) or not 0 <= value <= maximum:
+        return None
+    return int(value) if value == int(value) else None
+
+
+_RISK_WORDS = {
+    "low": RiskGroup.LOW,
+    "medium": RiskGroup.MEDIUM,
+    "moderate": RiskGroup.MEDIUM,
+    "high": RiskGroup.HIGH,
+}
+_RISK_WORD = re.compile(r"\b(low|medium|moderate|high)\b", re.IGNORECASE)
+
+
+def _risk_from_text(text: str | None) -> RiskGroup | None:
+    found = {_RISK_WORDS[m.group(1).lower()] for m in _RISK_WORD.finditer(text or "")}
+    return found.pop() if len(found) == 1 else None
+
+
+def risk_from_concept(concept: CodeableConcept | None, text: str | None = None) -> RiskGroup | None:
+    """A risk group from an LL3578-3 answer code, else from the display / text words."""
+    if concept is not None:
+        answers = value_set(RISK_ANSWERS_VS)
+        coding = answers.matching_coding(concept)
+        if coding is not None:
+            display = _display_of(answers, coding)
+            if display:
+                return _risk_from_text(display)
+        for label in concept.texts():
+            group = _risk_from_text(label)
+            if group is not None:
+                return group
+    return _risk_from_text(text)
+
+
+def _display_of(vs: ValueSet, coding: Coding) -> str | None:
+    """The value set's display of a coding it contains (a coding without system: any system)."""
+    system = normalise_system(coding.system)
+    code = normalise_code(system, coding.code or "")
+    if system:
+        return vs.displays.get((system, code))
+    return next((d for (_, c), d in vs.displays.items() if c == code), None)
+
+
+@dataclass
+class _Values:
+    total: int | None = None
+    subscale: int | None = None
+    risk: RiskGroup | None = None
+
+
+def _read_observation(obs: Observation) -> _Values:
+    """The STarT Back values an Observation carries, in itself or in its components."""
+    total_vs, subscale_vs, risk_vs = value_set(TOTAL_VS), value_set(SUBSCALE_VS), value_set(RISK_VS)
+    out = _Values()
+    parts = [
+        (obs.code, obs.valueQuantity, obs.valueInteger, obs.valueCodeableConcept, obs.valueString)
+    ]
+    parts.extend(
+        (c.code, c.valueQuantity, c.valueInteger, c.valueCodeableConcept, None)
+        for c in obs.component
+    )
+    for code, quantity, integer, concept, string in parts:
+        value = quantity.value if quantity else None
+        if total_vs.matching_coding(code) is not None:
+            out.total = _number(value, integer, string, TOTAL_MAX)
+        elif subscale_vs.matching_coding(code) is not None:
+            out.subscale = _number(value, integer, string, SUBSCALE_MAX)
+        elif risk_vs.matching_coding(code) is not None:
+            out.risk = risk_from_concept(concept, string)
+    return out
+
+
+def _observation_results(observations: Iterable[Observation]) -> list[StartBackResult]:
+    """Observations of one calendar day make one result (the app writes total, subscale and risk
+    as three Observations); within a day the latest value of each kind counts."""
+    by_day: dict[date, list[tuple[datetime, _Values]]] = {}
+    for obs in observations:
+        if (obs.status or "").strip().lower() in EXCLUDED_OBSERVATION_STATUSES:
+            continue
+        when = _observation_when(obs)
+        day, at = parse_fhir_date(when), _timestamp(when)
+        if day is None or at is None:
+            continue
+        values = _read_observation(obs)
+        if values.total is None and values.subscale is None and values.risk is None:
+            continue
+        by_day.setdefault(day, []).append((at, values))
+    results = []
+    for day, entries in by_day.items():
+        entries.sort(key=lambda e: e[0])
+        merged = _Values()
+        for _, values in entries:
+            merged.total = values.total if values.total is not None else merged.total
+            merged.subscale = values.subscale if values.subscale is not None else merged.subscale
+            merged.risk = values.risk if values.risk is not None else merged.risk
+        # RULES.md: a result is a risk (91352-5) or total (91351-7) Observation.
+        if merged.risk is None and merged.total is None:
+            continue
+        results.append(
+            StartBackResult(
+                on=day,
+                total=merged.total,
+                subscale=merged.subscale,
+                risk=merged.risk or risk_group(merged.total, merged.subscale),
+                source=ResultSource.OBSERVATION,
+                at=entries[-1][0],
+            )
+        )
+    return results
+
+
+def _response_results(responses: Iterable[QuestionnaireResponse]) -> list[StartBackResult]:
+    results = []
+    for response in responses:
+        if (response.status or "").strip().lower() not in COUNTED_RESPONSE_STATUSES:
+            continue
+        day, at = parse_fhir_date(response.authored), _timestamp(response.authored)
+        if day is None or at is None or not is_startback_response(response):
+            continue
+        score = score_response(response)
+        if score is None:
+            continue
+        results.append(
+            StartBackResult(
+                on=day,
+                total=score.total,
+                subscale=score.subscale,
+                risk=score.risk,
+                source=ResultSource.QUESTIONNAIRE_RESPONSE,
+                at=at,
+            )
+        )
+    return results
+
+
+def all_results(
+    observations: Iterable[Observation], responses: Iterable[QuestionnaireResponse]
+) -> list[StartBackResult]:
+    """Every STarT Back result, most recent first (on the same day, one with a risk group first)."""
+    results = _observation_results(observations) + _response_results(responses)
+    return sorted(results, key=lambda r: (r.on, r.risk is not None, r.at), reverse=True)
+
+
+# Results dated up to this many days after "today" still count: an app in a timezone ahead of
+# the service's writes tomorrow's date for a screening done today.
+FUTURE_TOLERANCE_DAYS = 1
+
+
+def latest_result(
+    observations: Iterable[Observation],
+    responses: Iterable[QuestionnaireResponse],
+    today: date,
+    lookback_days: int,
+) -> StartBackResult | None:
+    """The most recent result in the last `lookback_days` days ("in the last 180 days" includes
+    a result exactly 180 days old)."""
+    for result in all_results(observations, responses):
+        age = (today - result.on).days
+        if -FUTURE_TOLERANCE_DAYS <= age <= lookback_days:
+            return result
+    return None
