@@ -1,10 +1,15 @@
-"""`cds-service` command line: `serve` runs the service with uvicorn."""
+"""`cds-service` command line: `serve` runs the service with uvicorn; `fire` sends one hook
+request for a patient on a FHIR server; `seed` loads the fixture scenarios into a FHIR server.
+The tools live in cds_service/tools/; this module only parses arguments."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -43,7 +48,108 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=_serve)
+    _add_fire(sub)
+    _add_seed(sub)
     return parser
+
+
+def _fire(args: argparse.Namespace) -> int:
+    from cds_service.tools import fire
+
+    options = fire.FireOptions(
+        fhir_server=args.fhir_server,
+        patient_id=args.patient,
+        hook=args.hook,
+        order_files=tuple(args.order),
+        token=args.token,
+        service_url=args.service_url,
+        user_id=args.user_id,
+        encounter_id=args.encounter,
+        as_json=args.json,
+    )
+    return fire.run(
+        options,
+        sys.stdout,
+        sys.stderr,
+        today=date.today(),
+        env_log_level="CDS_LOG_LEVEL" in os.environ,
+    )
+
+
+def _add_fire(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from cds_service.tools.fire import DEFAULT_USER_ID, HOOKS
+
+    fire = sub.add_parser(
+        "fire",
+        help="send one CDS Hooks request for a patient on a FHIR server and print the cards",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Build a real CDS Hooks request (new hookInstance, context, no prefetch: the service\n"
+            "reads the patient from --fhir-server) and print the cards.\n\n"
+            "Without --service-url the service runs in-process with the CDS_* settings of the\n"
+            "environment, except: EHR JWT verification is OFF, --fhir-server is added to the FHIR\n"
+            "allow-list, and anonymous FHIR access is ON when no --token is given. Cards are\n"
+            "logged to CDS_DATABASE_URL like the server does (they show on /analytics).\n\n"
+            "Dates in --order files may be tokens (@today, @today-10d, @today-2w, @today-70y) and\n"
+            "'@patient' stands for --patient.\n\n"
+            "Exit codes: 0 cards printed (or none); 1 the service answered an error (4xx/412/5xx,\n"
+            "its OperationOutcome is printed); 2 bad arguments or files; 3 the CDS service or the\n"
+            "FHIR server could not be reached."
+        ),
+    )
+    fire.add_argument("--fhir-server", required=True, metavar="URL", help="FHIR R4 base URL")
+    fire.add_argument("--patient", required=True, metavar="ID", help="Patient id on that server")
+    fire.add_argument("--hook", required=True, choices=HOOKS)
+    fire.add_argument(
+        "--order",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE.json",
+        help="a draft order (resource or Bundle) for order-select / order-sign; repeatable",
+    )
+    fire.add_argument("--token", metavar="T", help="FHIR access token, sent as fhirAuthorization")
+    fire.add_argument(
+        "--service-url",
+        metavar="URL",
+        help="base URL of a running service (default: run the service in-process)",
+    )
+    fire.add_argument("--user-id", default=DEFAULT_USER_ID, help="context.userId")
+    fire.add_argument("--encounter", metavar="ID", help="context.encounterId")
+    fire.add_argument("--json", action="store_true", help="print the raw CDS Hooks response")
+    fire.set_defaults(func=_fire)
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from cds_service.tools import seed
+
+    return seed.run(
+        args.fhir_server, args.files, sys.stdout, sys.stderr, today=date.today(), token=args.token
+    )
+
+
+def _add_seed(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    seed = sub.add_parser(
+        "seed",
+        help="load the fixture scenarios into a FHIR server (transaction Bundles)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "POST transaction Bundles to a FHIR server: the shared Synthea organisations and\n"
+            "practitioners first (00-* files), then the patients. Default files:\n"
+            "fixtures/fhir/synthea/*.transaction.json and fixtures/fhir/seed/*.json. Date tokens\n"
+            "such as @today-10d become real dates at seed time. Prints the patient ids and, per\n"
+            "scenario, the `cds-service fire` command that shows its card; progress goes to\n"
+            "stderr.\n\n"
+            "Exit codes: 0 loaded; 1 the server refused a bundle; 2 bad arguments or files;\n"
+            "3 the server could not be reached."
+        ),
+    )
+    seed.add_argument("--fhir-server", required=True, metavar="URL", help="FHIR R4 base URL")
+    seed.add_argument("--token", metavar="T", help="bearer token for the FHIR server")
+    seed.add_argument(
+        "files", nargs="*", type=Path, metavar="FILES", help="bundle files or directories"
+    )
+    seed.set_defaults(func=_seed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

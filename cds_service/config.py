@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cds_service.logic.config import RuleConfig
@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     smart_client_id: str = "lbp-cds-startback"
     log_level: str = "INFO"
     rules: RuleConfig = Field(default_factory=RuleConfig)
+    # /analytics: `Authorization: Bearer <token>` or `?token=`; unset = open only without require_auth.
+    admin_token: SecretStr | None = None
 
     @field_validator("fhir_allowlist", mode="before")
     @classmethod

@@ -1,0 +1,203 @@
+"""How often each card fires, and whether clinicians accept or override it. Pure: rows in,
+a Summary out (the store reads the rows; the page and the CSV render the Summary).
+
+Definitions, also printed on the page:
+- Week: the ISO week (Monday to Sunday, UTC) of the card's `issued_at`. The window is the last
+  N weeks up to and including the current one.
+- A card's outcome is the LAST feedback received for it (an EHR may send "accepted" and later
+  "overridden"); a card without feedback counts as "no feedback".
+- Acceptance rate and override rate are accepted / overridden cards over the cards issued in the
+  window, so accepted + overridden + no feedback = 100 %. CDS Hooks feedback is optional, so a
+  large "no feedback" share usually means the EHR does not send it, not that cards were ignored.
+- Override reasons: each overridden feedback item counts once (items repeated verbatim are stored
+  once), grouped by topic, reason system and code; an override without a reason is its own row.
+- Feedback for a card uuid the card log does not hold (issued elsewhere, or never issued) is
+  counted apart and never joins a topic's rates.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from cds_service.logic.findings import Topic
+
+ACCEPTED = "accepted"
+OVERRIDDEN = "overridden"
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; the service always writes UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def week_start(day: date) -> date:
+    """The Monday of the ISO week holding `day`."""
+    return day - timedelta(days=day.weekday())
+
+
+@dataclass(frozen=True)
+class Window:
+    """The weeks shown, oldest first (their Mondays)."""
+
+    weeks: tuple[date, ...]
+
+    @classmethod
+    def ending(cls, today: date, weeks: int) -> Window:
+        if weeks < 1:
+            raise ValueError("the window needs at least one week")
+        last = week_start(today)
+        return cls(tuple(last - timedelta(weeks=n) for n in range(weeks - 1, -1, -1)))
+
+    @property
+    def since(self) -> datetime:
+        """The first instant of the window (Monday 00:00 UTC of the oldest week)."""
+        return datetime.combine(self.weeks[0], time.min, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class TopicOutcome:
+    topic: str
+    issued: int
+    accepted: int
+    overridden: int
+
+    @property
+    def no_feedback(self) -> int:
+        return self.issued - self.accepted - self.overridden
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted / self.issued if self.issued else None
+
+    @property
+    def override_rate(self) -> float | None:
+        return self.overridden / self.issued if self.issued else None
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    topic: str | None  # None: feedback for a card the card log does not hold
+    system: str | None
+    code: str | None  # None: overridden without a reason
+    display: str | None
+    count: int
+
+
+@dataclass(frozen=True)
+class UnknownCardFeedback:
+    items: int
+    cards: int
+    accepted: int
+    overridden: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    window: Window
+    topics: tuple[str, ...]
+    weekly: Mapping[tuple[str, date], int]
+    outcomes: tuple[TopicOutcome, ...]
+    reasons: tuple[ReasonCount, ...]
+    unknown: UnknownCardFeedback
+    cards_issued: int
+    feedback_items: int
+
+    def issued(self, topic: str, week: date) -> int:
+        return self.weekly.get((topic, week), 0)
+
+    def week_total(self, week: date) -> int:
+        return sum(self.issued(topic, week) for topic in self.topics)
+
+
+def _topic_order(found: Iterable[str]) -> tuple[str, ...]:
+    """Every contract topic (a topic that never fired shows as 0), then any other, sorted."""
+    contract = [t.value for t in Topic]
+    return (*contract, *sorted(set(found) - set(contract)))
+
+
+def summarise(
+    cards: Iterable[Mapping[str, Any]],
+    feedback: Iterable[Mapping[str, Any]],
+    *,
+    today: date,
+    weeks: int,
+) -> Summary:
+    """Cards (card_uuid, topic, issued_at) and feedback rows (card_uuid, outcome, override_*,
+    topic: None for an unknown card; in the order received) -> the Summary of the window."""
+    window = Window.ending(today, weeks)
+    shown = set(window.weeks)
+    topic_of: dict[str, str] = {}
+    weekly: Counter[tuple[str, date]] = Counter()
+    for card in cards:
+        week = week_start(as_utc(card["issued_at"]).date())
+        if week not in shown:
+            continue
+        topic_of[card["card_uuid"]] = card["topic"]
+        weekly[(card["topic"], week)] += 1
+
+    last_outcome: dict[str, str] = {}
+    unknown_items = unknown_accepted = unknown_overridden = 0
+    unknown_cards: set[str] = set()
+    reason_counts: Counter[tuple[str | None, str | None, str | None]] = Counter()
+    displays: dict[tuple[str | None, str | None, str | None], Counter[str]] = {}
+    items = 0
+    for row in feedback:
+        uuid, outcome = row["card_uuid"], row["outcome"]
+        known = uuid in topic_of
+        if not known and row.get("topic") is not None:
+            continue  # a card issued before the window
+        items += 1
+        topic = topic_of.get(uuid)
+        if known:
+            last_outcome[uuid] = outcome
+        else:
+            unknown_items += 1
+            unknown_cards.add(uuid)
+            unknown_accepted += outcome == ACCEPTED
+            unknown_overridden += outcome == OVERRIDDEN
+        if outcome == OVERRIDDEN:
+            code = row.get("override_code")
+            key = (topic, row.get("override_system") if code else None, code)
+            reason_counts[key] += 1
+            if row.get("override_display"):
+                displays.setdefault(key, Counter())[row["override_display"]] += 1
+
+    topics = _topic_order(topic_of.values())
+    issued = Counter(topic_of.values())
+    accepted = Counter(topic_of[u] for u, o in last_outcome.items() if o == ACCEPTED)
+    overridden = Counter(topic_of[u] for u, o in last_outcome.items() if o == OVERRIDDEN)
+    outcomes = tuple(TopicOutcome(t, issued[t], accepted[t], overridden[t]) for t in topics)
+    reasons = tuple(
+        ReasonCount(
+            topic=topic,
+            system=system,
+            code=code,
+            display=displays[(topic, system, code)].most_common(1)[0][0]
+            if (topic, system, code) in displays
+            else None,
+            count=count,
+        )
+        for (topic, system, code), count in sorted(
+            reason_counts.items(),
+            key=lambda kv: (-kv[1], kv[0][0] or "~", kv[0][2] or "~", kv[0][1] or ""),
+        )
+    )
+    return Summary(
+        window=window,
+        topics=topics,
+        weekly=dict(weekly),
+        outcomes=outcomes,
+        reasons=reasons,
+        unknown=UnknownCardFeedback(
+            items=unknown_items,
+            cards=len(unknown_cards),
+            accepted=unknown_accepted,
+            overridden=unknown_overridden,
+        ),
+        cards_issued=sum(issued.values()),
+        feedback_items=items,
+    )

@@ -1,0 +1,110 @@
+"""`GET /analytics` (HTML with SVG charts) and `GET /analytics.csv`: card governance figures.
+
+Access: with CDS_ADMIN_TOKEN set, the token must come as `Authorization: Bearer <token>` or
+`?token=<token>`; without it, the page is open only when CDS_REQUIRE_AUTH is false (local
+development), else every request is refused with 401.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from datetime import date
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from cds_service.analytics.aggregate import Summary, Window, summarise
+from cds_service.analytics.page import render_csv, render_page
+from cds_service.config import Settings
+from cds_service.deps import ClockDep, SettingsDep, StoreDep
+from cds_service.store.db import Store
+
+router = APIRouter(tags=["analytics"])
+
+WeeksQuery = Annotated[int, Query(ge=1, le=104, description="weeks shown, up to this one")]
+
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+_PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def supplied_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query_params.get("token") or None
+
+
+def admin_allowed(request: Request, settings: Settings) -> bool:
+    expected = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    if not expected:
+        return not settings.require_auth
+    given = supplied_token(request)
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _refused() -> Response:
+    return Response(
+        status_code=401, headers={**_HEADERS, "WWW-Authenticate": 'Bearer realm="cds-analytics"'}
+    )
+
+
+async def _summary(store: Store, clock: Callable[[], date], weeks: int) -> Summary:
+    today = clock()
+    since = Window.ending(today, weeks).since
+    cards = await run_in_threadpool(store.cards_issued_since, since)
+    feedback = await run_in_threadpool(store.feedback_since, since)
+    return summarise(cards, feedback, today=today, weeks=weeks)
+
+
+@router.get("/analytics", summary="Card analytics (HTML, SVG charts)", include_in_schema=False)
+async def analytics_page(
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    clock: ClockDep,
+    weeks: WeeksQuery = 12,
+) -> Response:
+    if not admin_allowed(request, settings):
+        return _refused()
+    summary = await _summary(store, clock, weeks)
+    # A token given in the query stays on the page's own links (window choice, CSV export).
+    token = request.query_params.get("token")
+    suffix = "&" + urlencode({"token": token}) if token else ""
+    html = render_page(summary, today=clock(), query_suffix=suffix)
+    return Response(
+        html,
+        media_type="text/html; charset=utf-8",
+        headers={**_HEADERS, "Content-Security-Policy": _PAGE_CSP},
+    )
+
+
+@router.get("/analytics.csv", summary="Card analytics (CSV)", include_in_schema=False)
+async def analytics_csv(
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    clock: ClockDep,
+    weeks: WeeksQuery = 12,
+) -> Response:
+    if not admin_allowed(request, settings):
+        return _refused()
+    summary = await _summary(store, clock, weeks)
+    return Response(
+        render_csv(summary),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            **_HEADERS,
+            "Content-Disposition": f'attachment; filename="cds-analytics-{clock().isoformat()}.csv"',
+        },
+    )

@@ -1,0 +1,251 @@
+"""`cds-service seed` then `cds-service fire` against the real FHIR server (sekmet-fhir).
+
+Each seeded scenario is fired through the CLI entry point (cds_service.cli.main, in-process
+service, no prefetch: the service reads the FHIR server), and its cards are checked against what
+RULES.md / CONTRACT.md say: topics and indicators, plus the suggestions RULES.md requires.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cds_service import cli
+from cds_service.store.db import Store
+from cds_service.tools import fire, seed
+from tests.contract import assert_response_contract
+from tests.fhir_server import FIXTURES, FhirServer
+
+pytestmark = pytest.mark.integration
+
+SEED = FIXTURES / "seed"
+SCENARIOS = seed.load_manifest(SEED)
+ORDER_HOOKS = ("order-select", "order-sign")
+CHART_HOOKS = ("patient-view", "encounter-start")
+IMAGING = "imaging-without-red-flags"
+OPIOID = "opioid-order"
+
+# What RULES.md says each scenario gets, per hook: (topic, indicator), most urgent first.
+EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
+    # 10-day episode, 45 years old, no red flag: imaging card; chart hooks: no STarT Back yet.
+    "lbp-demo-imaging": {
+        "order-select": [(IMAGING, "warning")],
+        "order-sign": [(IMAGING, "warning")],
+        "patient-view": [("startback-screening", "info")],
+    },
+    # History of cancer (Z85.*, any time) is a red flag: no imaging card.
+    "lbp-demo-imaging-cancer": {"order-select": [], "order-sign": []},
+    # Oxycodone 5 mg q6h = 30 MME/day, no benzodiazepine: warning.
+    "lbp-demo-opioid": {
+        "order-select": [(OPIOID, "warning")],
+        "order-sign": [(OPIOID, "warning")],
+    },
+    # The same order with an active benzodiazepine: critical.
+    "lbp-demo-opioid-benzo": {
+        "order-select": [(OPIOID, "critical")],
+        "order-sign": [(OPIOID, "critical")],
+    },
+    # Cyclobenzaprine 30 days (> 21) for a 70-year-old (Beers, >= 65): two warnings.
+    "lbp-demo-relaxant-older-adult": {
+        hook: [("muscle-relaxant-duration", "warning"), ("muscle-relaxant-older-adult", "warning")]
+        for hook in ORDER_HOOKS
+    },
+    "lbp-demo-startback-screening": {
+        hook: [("startback-screening", "info")] for hook in CHART_HOOKS
+    },
+    "lbp-demo-startback-high": {hook: [("startback-result", "info")] for hook in CHART_HOOKS},
+    # No back-pain context: no card from any hook, even with a lumbar MRI drafted.
+    "lbp-demo-no-back-pain": {hook: [] for hook in (*ORDER_HOOKS, *CHART_HOOKS)},
+}
+CASES = [(p, h) for p, hooks in EXPECTED.items() for h in hooks]
+
+
+@pytest.fixture(scope="module")
+def seeded(fhir_server: FhirServer) -> FhirServer:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(["seed", "--fhir-server", fhir_server.base_url])
+    assert code == 0, err.getvalue()
+    return fhir_server
+
+
+@pytest.fixture(autouse=True)
+def _card_log_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The in-process service logs cards to CDS_DATABASE_URL: keep it out of the working tree.
+    monkeypatch.setenv("CDS_DATABASE_URL", f"sqlite:///{tmp_path / 'cards.db'}")
+
+
+def order_args(patient: str, hook: str) -> list[str]:
+    if hook not in ORDER_HOOKS:
+        return []
+    scenario = next(s for s in SCENARIOS.values() if s.patient == patient)
+    return [arg for order in scenario.orders for arg in ("--order", str(order))]
+
+
+def fire_json(server: FhirServer, patient: str, hook: str, capsys) -> dict:
+    argv = ["fire", "--fhir-server", server.base_url, "--patient", patient, "--hook", hook]
+    code = cli.main([*argv, *order_args(patient, hook), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    body: dict = json.loads(captured.out)
+    return body
+
+
+def test_the_manifest_says_what_this_test_checks() -> None:
+    for scenario in SCENARIOS.values():
+        expected = [f"{t}:{i}" for t, i in EXPECTED[scenario.patient][scenario.hook]]
+        assert list(scenario.expect) == expected, scenario.file
+    assert {s.patient for s in SCENARIOS.values()} == set(EXPECTED)
+
+
+def test_seed_prints_patient_ids_and_a_fire_command_per_scenario(
+    fhir_server: FhirServer, capsys
+) -> None:
+    code = cli.main(["seed", "--fhir-server", fhir_server.base_url])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    for patient in EXPECTED:
+        assert re.search(rf"^  {patient}\s+{patient}\.json$", captured.out, re.M), patient
+    assert "fb7c882a-f897-e7c5-67e0-825e7fd55d15" in captured.out  # the Synthea patient
+    imaging = (
+        f"cds-service fire --fhir-server {fhir_server.base_url} --patient lbp-demo-imaging "
+        "--hook order-sign --order "
+    )
+    assert imaging in captured.out
+    # Progress: one line per bundle on stderr, the shared organisations first.
+    progress = captured.err.splitlines()
+    assert re.match(
+        r"\[1/\d+\] 00-shared-orgs-practitioners.transaction.json: 173 entries", progress[0]
+    )
+    assert len(progress) == len(seed.default_files())
+
+
+@pytest.mark.parametrize(("patient", "hook"), CASES)
+def test_each_scenario_shows_the_cards_rules_md_expects(
+    seeded: FhirServer, patient: str, hook: str, capsys
+) -> None:
+    body = fire_json(seeded, patient, hook, capsys)
+    topics = assert_response_contract(body, hook)
+    got = [(c["source"]["topic"]["code"], c["indicator"]) for c in body["cards"]]
+    expected = EXPECTED[patient][hook]
+    assert sorted(got) == sorted(expected), json.dumps(body, indent=1)[:3000]
+    assert len(topics) == len(expected)
+
+
+def _actions(card: dict) -> list[dict]:
+    return [a for s in card.get("suggestions", []) for a in s.get("actions", [])]
+
+
+def test_imaging_card_suggests_deleting_the_drafted_mri(seeded: FhirServer, capsys) -> None:
+    (card,) = fire_json(seeded, "lbp-demo-imaging", "order-sign", capsys)["cards"]
+    deletes = [a for a in _actions(card) if a["type"] == "delete"]
+    assert deletes and deletes[0]["resourceId"].endswith("lbp-demo-mri-draft")
+    assert "10 day" in card["detail"]  # the episode length comes first
+
+
+def test_opioid_card_gives_mme_and_days_supply_and_only_the_due_suggestions(
+    seeded: FhirServer, capsys
+) -> None:
+    (card,) = fire_json(seeded, "lbp-demo-opioid", "order-sign", capsys)["cards"]
+    assert "MME" in card["detail"]
+    assert re.search(r"\b30(\.0)?\b", card["detail"]), card["detail"]  # 5 mg x 4/day x 1.5
+    assert re.search(r"\b10(\.0)?\b", card["detail"]), card["detail"]  # days supply
+    actions = _actions(card)
+    # 10 days > 7: shorten the supply; 30 MME/day and no benzodiazepine: no naloxone.
+    assert any(
+        a["type"] == "update" and a["resource"]["resourceType"] == "MedicationRequest"
+        for a in actions
+    )
+    assert not [a for a in actions if a["type"] == "create"]
+
+    (critical,) = fire_json(seeded, "lbp-demo-opioid-benzo", "order-sign", capsys)["cards"]
+    creates = [a for a in _actions(critical) if a["type"] == "create"]
+    assert [a["resource"]["resourceType"] for a in creates] == ["MedicationRequest"]  # naloxone
+
+
+def test_startback_screening_links_the_questionnaire_and_suggests_a_task(
+    seeded: FhirServer, capsys
+) -> None:
+    (card,) = fire_json(seeded, "lbp-demo-startback-screening", "patient-view", capsys)["cards"]
+    assert card.get("links"), card
+    assert any(
+        a["type"] == "create" and a["resource"]["resourceType"] == "Task" for a in _actions(card)
+    )
+    (result,) = fire_json(seeded, "lbp-demo-startback-high", "encounter-start", capsys)["cards"]
+    assert "high" in (result["summary"] + result["detail"]).lower()
+
+
+def test_fire_prints_cards_readably(seeded: FhirServer, capsys) -> None:
+    argv = ["fire", "--fhir-server", seeded.base_url, "--patient", "lbp-demo-imaging"]
+    code = cli.main([*argv, "--hook", "order-sign", *order_args("lbp-demo-imaging", "order-sign")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("lbp-order-sign: 1 card\n")
+    assert "1. WARNING  " in out
+    assert f"topic: {IMAGING}" in out
+    assert "Suggestions (" in out
+
+
+def test_fire_errors_against_the_real_server(seeded: FhirServer, capsys) -> None:
+    wrong_base = seeded.base_url.rsplit("/", 1)[0] + "/no-such-base"
+    argv = ["--patient", "lbp-demo-imaging", "--hook", "patient-view"]
+    assert cli.main(["fire", "--fhir-server", wrong_base, *argv]) == fire.EXIT_SERVICE_ERROR
+    err = capsys.readouterr().err
+    assert "answered HTTP 412" in err
+    assert "The FHIR server could not provide" in err
+    port = seeded.base_url.split(":")[2].split("/")[0]
+    closed = seeded.base_url.replace(f":{port}/", ":1/")
+    assert cli.main(["fire", "--fhir-server", closed, *argv]) == fire.EXIT_UNREACHABLE
+    assert "cannot reach the FHIR server" in capsys.readouterr().err
+
+
+def test_the_installed_command_seeds_and_fires(fhir_server: FhirServer, tmp_path: Path) -> None:
+    command = Path(sys.executable).parent / "cds-service"
+    database = tmp_path / "subprocess-cards.db"
+    env = {**os.environ, "CDS_DATABASE_URL": f"sqlite:///{database}"}
+    scenario = SEED / "lbp-demo-startback-screening.json"
+    loaded = subprocess.run(
+        [command, "seed", "--fhir-server", fhir_server.base_url, scenario],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "lbp-demo-startback-screening" in loaded.stdout
+    fired = subprocess.run(
+        [
+            command,
+            "fire",
+            "--fhir-server",
+            fhir_server.base_url,
+            "--patient",
+            "lbp-demo-startback-screening",
+            "--hook",
+            "patient-view",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert fired.returncode == 0, fired.stderr
+    assert "lbp-patient-view: 1 card" in fired.stdout
+    assert "1. INFO  " in fired.stdout
+    assert "topic: startback-screening" in fired.stdout
+    # The in-process service logged the card where /analytics reads it.
+    store = Store(f"sqlite:///{database}")
+    try:
+        assert [r["topic"] for r in store.card_log_rows()] == ["startback-screening"]
+    finally:
+        store.close()

@@ -1,0 +1,200 @@
+"""/analytics in headless Chromium: the service under uvicorn, a card log and feedback stored,
+and the page's server-rendered SVG charts found by their topic labels (no JavaScript at all)."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cds_service.logic.findings import Topic
+from cds_service.store.db import CardLogEntry, Store
+from tests.fhir_server import ROOT, free_port
+
+pytestmark = pytest.mark.browser
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ADMIN_TOKEN = "analytics-browser-test"
+REASON_SYSTEM = "urn:lbp-cds:override-reason"
+# Plausible traffic: relative weight of each topic, share accepted / overridden, override reasons.
+TRAFFIC: dict[str, tuple[int, float, float, list[tuple[str, str]]]] = {
+    Topic.IMAGING_WITHOUT_RED_FLAGS: (
+        9,
+        0.45,
+        0.35,
+        [
+            ("red-flag-not-coded", "Red flag present but not coded"),
+            ("failed-conservative-care", "Failed 6 weeks of conservative care"),
+            ("surgery-candidate", "Surgery or intervention candidate"),
+        ],
+    ),
+    Topic.OPIOID_ORDER: (
+        6,
+        0.5,
+        0.3,
+        [
+            ("nonopioid-insufficient", "Nonopioid therapy tried and insufficient"),
+            ("benzodiazepine-reviewed", "Benzodiazepine co-prescribing reviewed"),
+        ],
+    ),
+    Topic.MUSCLE_RELAXANT_DURATION: (3, 0.6, 0.2, [("benefit-documented", "Benefit documented")]),
+    Topic.MUSCLE_RELAXANT_OLDER_ADULT: (2, 0.5, 0.4, [("specialist-advice", "Specialist advice")]),
+    Topic.STARTBACK_SCREENING: (12, 0.55, 0.1, [("not-new-episode", "Not a new episode")]),
+    Topic.STARTBACK_RESULT: (4, 0.7, 0.05, [("already-discussed", "Already discussed")]),
+}
+
+
+def fill_store(database_url: str, now: datetime) -> dict[str, int]:
+    """Eight weeks of card log and feedback (with some for unknown cards); returns the counts."""
+    rng = random.Random(8)
+    store = Store(database_url)
+    store.migrate()
+    entries: list[CardLogEntry] = []
+    feedback: list[dict[str, Any]] = []
+    for days_ago in range(56):
+        issued = now - timedelta(days=days_ago, hours=rng.randint(0, 8))
+        for topic, (weight, accept, override, reasons) in TRAFFIC.items():
+            for _ in range(rng.randint(0, weight)):
+                uuid = f"{topic}-{len(entries)}"
+                entries.append(
+                    CardLogEntry(uuid, "lbp-order-sign", topic, "warning", f"h-{uuid}", issued)
+                )
+                roll = rng.random()
+                item: dict[str, Any] = {"card": uuid, "outcomeTimestamp": issued.isoformat()}
+                if roll < accept:
+                    feedback.append({**item, "outcome": "accepted"})
+                elif roll < accept + override:
+                    code, display = rng.choice(reasons)
+                    reason = {"system": REASON_SYSTEM, "code": code, "display": display}
+                    feedback.append(
+                        {**item, "outcome": "overridden", "overrideReason": {"reason": reason}}
+                    )
+    for n in range(5):  # feedback for cards this service never issued
+        stamp = (now - timedelta(days=n)).isoformat()
+        feedback.append({"card": f"unknown-{n}", "outcome": "accepted", "outcomeTimestamp": stamp})
+    store.log_cards(entries)
+    store.save_feedback("lbp-order-sign", feedback)
+    store.close()
+    return {"cards": len(entries), "feedback": len(feedback)}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, int]]]:
+    workdir = tmp_path_factory.mktemp("analytics")
+    database_url = f"sqlite:///{workdir / 'cds.db'}"
+    counts = fill_store(database_url, datetime.now(UTC))
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "CDS_REQUIRE_AUTH": "false",
+        "CDS_ADMIN_TOKEN": ADMIN_TOKEN,
+        "CDS_PUBLIC_BASE_URL": base_url,
+        "CDS_DATABASE_URL": database_url,
+        "CDS_LOG_LEVEL": "WARNING",
+    }
+    log = (workdir / "uvicorn.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "cds_service.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError((workdir / "uvicorn.log").read_text()[-2000:])
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the service did not start within 30 s")
+            time.sleep(0.1)
+        yield base_url, counts
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def test_analytics_page_renders_svg_charts_in_chromium(service, tmp_path: Path) -> None:
+    base_url, counts = service
+    assert httpx.get(f"{base_url}/analytics").status_code == 401  # the admin token is set
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            response = page.goto(f"{base_url}/analytics?weeks=8&token={ADMIN_TOKEN}")
+            assert response is not None and response.status == 200
+
+            topics = {t.value for t in Topic}
+            weekly = page.locator("svg#chart-weekly")
+            assert set(weekly.locator("text.topic-label").all_text_contents()) == topics
+            assert weekly.locator("rect.bar").count() > 8 * 4  # stacked columns, 8 weeks
+            bar_titles = weekly.locator("rect.bar title").all_text_contents()
+            assert any(t.startswith("imaging-without-red-flags, week of ") for t in bar_titles)
+
+            outcomes = page.locator("svg#chart-outcomes")
+            assert set(outcomes.locator("text.topic-label").all_text_contents()) == topics
+            reasons = page.locator("svg#chart-reasons")
+            labels = reasons.locator("text").all_text_contents()
+            assert "Red flag present but not coded (red-flag-not-coded)" in labels
+            assert page.locator("svg").count() == 3
+            # Rendered: the charts have a real size on screen.
+            box = weekly.bounding_box()
+            assert box is not None and box["width"] > 500 and box["height"] > 200
+
+            figures = page.locator(".figure b").all_text_contents()
+            assert figures == [str(counts["cards"]), str(counts["feedback"]), "5"]
+            assert page.locator("script").count() == 0
+            assert errors == []  # no CSP violation or failed resource
+
+            # The window links keep the token.
+            page.click("text=4 weeks")
+            assert "weeks=4" in page.url and f"token={ADMIN_TOKEN}" in page.url
+            assert page.locator("svg#chart-weekly text.topic-label").count() == len(topics)
+            page.goto(f"{base_url}/analytics?weeks=8&token={ADMIN_TOKEN}")
+            page.screenshot(path=str(tmp_path / "analytics.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "analytics.png").stat().st_size > 10_000
