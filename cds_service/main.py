@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -15,13 +16,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cds_service import __version__
+from cds_service.apps import startback as startback_app
 from cds_service.config import Settings, get_settings, is_loopback_url
 from cds_service.errors import CdsError, operation_outcome, pydantic_location
-from cds_service.hooks import discovery, feedback, service_call
+from cds_service.hooks import analytics, discovery, feedback, service_call
 from cds_service.logging_setup import configure_logging
 from cds_service.logic import terminology
 from cds_service.middleware import BodySizeLimit
 from cds_service.responses import json_response
+from cds_service.security import JwksCache, check_trusted_issuers
 from cds_service.store.db import Store
 
 log = logging.getLogger("cds_service")
@@ -32,6 +35,7 @@ class UnsafeSettings(RuntimeError):
 
 
 def check_settings(settings: Settings) -> None:
+    check_trusted_issuers(settings)
     if not settings.require_auth:
         if not is_loopback_url(settings.public_base_url):
             raise UnsafeSettings(
@@ -50,6 +54,9 @@ def warm_up() -> None:
 
     for name in ("ServiceRequest", "MedicationRequest", "Task", "Questionnaire"):
         get_fhir_model_class(name)
+    # Long-lived start-up objects (value sets, models) leave the collector's scans for good.
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(
@@ -77,6 +84,7 @@ def create_app(
         ) as client:
             app.state.http_client = client
             app.state.store = store
+            app.state.jwks_cache = JwksCache(settings.jwks_cache_ttl_seconds)
             try:
                 yield
             finally:
@@ -134,6 +142,8 @@ def create_app(
     app.include_router(discovery.router)
     app.include_router(service_call.router)
     app.include_router(feedback.router)
+    app.include_router(analytics.router)
+    app.include_router(startback_app.router)
     return app
 
 

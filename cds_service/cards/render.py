@@ -13,7 +13,16 @@ Renderer = Callable[[Finding, RenderContext], Card]
 
 def _catalogue() -> dict[Topic, Renderer]:
     # Renderers register here as their rules land (issues 3, 4 and 5).
-    return {}
+    from cds_service.cards import imaging, muscle_relaxants, opioids, startback
+
+    return {
+        Topic.IMAGING_WITHOUT_RED_FLAGS: imaging.render,
+        Topic.STARTBACK_SCREENING: startback.render_screening,
+        Topic.STARTBACK_RESULT: startback.render_result,
+        Topic.OPIOID_ORDER: opioids.render,
+        Topic.MUSCLE_RELAXANT_DURATION: muscle_relaxants.render_duration,
+        Topic.MUSCLE_RELAXANT_OLDER_ADULT: muscle_relaxants.render_older_adult,
+    }
 
 
 RENDERERS: dict[Topic, Renderer] = _catalogue()

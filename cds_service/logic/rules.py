@@ -34,7 +34,41 @@ class Rule:
 
 def _catalogue() -> tuple[Rule, ...]:
     # Rule modules register here as they land (issues 3, 4 and 5).
-    return ()
+    from cds_service.logic import imaging, muscle_relaxants, opioids, startback_rules
+
+    return (
+        Rule(
+            topics=(Topic.IMAGING_WITHOUT_RED_FLAGS,),
+            hooks=ORDER_HOOKS,
+            guideline_ids=imaging.GUIDELINE_IDS,
+            evaluate=imaging.evaluate,
+        ),
+        Rule(
+            (Topic.STARTBACK_SCREENING, Topic.STARTBACK_RESULT),
+            CHART_HOOKS,
+            ("nice-ng59", "keele-startback"),
+            startback_rules.evaluate,
+        ),
+        Rule((Topic.OPIOID_ORDER,), ORDER_HOOKS, ("cdc-opioid-2022", "acp-2017"), opioids.evaluate),
+        Rule(
+            (Topic.MUSCLE_RELAXANT_DURATION,),
+            ORDER_HOOKS,
+            ("muscle-relaxant-short-course", "acp-2017"),
+            muscle_relaxants.drafted_course_too_long,
+        ),
+        Rule(
+            (Topic.MUSCLE_RELAXANT_DURATION,),
+            CHART_HOOKS,
+            ("muscle-relaxant-short-course", "acp-2017"),
+            muscle_relaxants.active_too_long,
+        ),
+        Rule(
+            (Topic.MUSCLE_RELAXANT_OLDER_ADULT,),
+            ORDER_HOOKS,
+            ("ags-beers-2023", "acp-2017"),
+            muscle_relaxants.beers_older_adult,
+        ),
+    )
 
 
 RULES: tuple[Rule, ...] = _catalogue()

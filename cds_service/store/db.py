@@ -23,14 +23,19 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     create_engine,
     delete,
     event,
+    or_,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from cds_service.store import migrations
+
+# The query-side view of the tables; their DDL lives in migrations.py (a test keeps them equal).
 metadata = MetaData()
 
 feedback = Table(
@@ -39,14 +44,14 @@ feedback = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("dedupe_key", String(64), nullable=False, unique=True),
     Column("service_id", String(100), nullable=False),
-    Column("card_uuid", String(200), nullable=False, index=True),
+    Column("card_uuid", Text, nullable=False, index=True),
     Column("outcome", String(20), nullable=False),
     Column("accepted_suggestions", Text, nullable=True),
-    Column("override_system", String(500), nullable=True),
-    Column("override_code", String(200), nullable=True),
-    Column("override_display", String(500), nullable=True),
+    Column("override_system", Text, nullable=True),
+    Column("override_code", Text, nullable=True),
+    Column("override_display", Text, nullable=True),
     Column("user_comment", Text, nullable=True),
-    Column("outcome_timestamp", String(64), nullable=False),
+    Column("outcome_timestamp", Text, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -57,7 +62,7 @@ card_log = Table(
     Column("service_id", String(100), nullable=False),
     Column("topic", String(100), nullable=False, index=True),
     Column("indicator", String(20), nullable=False),
-    Column("hook_instance", String(200), nullable=False),
+    Column("hook_instance", Text, nullable=False),
     Column("issued_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
@@ -98,9 +103,9 @@ class Store:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
 
-    def migrate(self) -> None:
-        """Create the tables that do not exist yet (idempotent; safe from several replicas)."""
-        metadata.create_all(self.engine, checkfirst=True)
+    def migrate(self) -> list[int]:
+        """Apply missing schema migrations (idempotent; safe when several replicas start)."""
+        return migrations.migrate(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -109,12 +114,15 @@ class Store:
         if not rows:
             return 0
         dialect = self.engine.dialect.name
+        # The rows added are counted from RETURNING: rowcount is -1 for this statement under
+        # psycopg 3, which made every jti look like a replay on PostgreSQL.
+        key = next(iter(table.primary_key.columns))
         if dialect == "postgresql":
             pg = postgresql.insert(table).values(list(rows)).on_conflict_do_nothing()
-            return conn.execute(pg).rowcount or 0
+            return len(conn.execute(pg.returning(key)).all())
         if dialect == "sqlite":
             lite = sqlite.insert(table).values(list(rows)).on_conflict_do_nothing()
-            return conn.execute(lite).rowcount or 0
+            return len(conn.execute(lite.returning(key)).all())
         raise RuntimeError(f"unsupported database dialect: {dialect}")
 
     # ---- feedback ---------------------------------------------------------------------------
@@ -129,16 +137,16 @@ class Store:
                 {
                     "dedupe_key": _dedupe_key(service_id, item),
                     "service_id": service_id,
-                    "card_uuid": item["card"],
+                    "card_uuid": _text(item["card"]),
                     "outcome": item["outcome"],
                     "accepted_suggestions": orjson.dumps(item["acceptedSuggestions"]).decode()
                     if item.get("acceptedSuggestions")
                     else None,
-                    "override_system": reason.get("system"),
-                    "override_code": reason.get("code"),
-                    "override_display": reason.get("display"),
-                    "user_comment": (item.get("overrideReason") or {}).get("userComment"),
-                    "outcome_timestamp": item["outcomeTimestamp"],
+                    "override_system": _text(reason.get("system")),
+                    "override_code": _text(reason.get("code")),
+                    "override_display": _text(reason.get("display")),
+                    "user_comment": _text((item.get("overrideReason") or {}).get("userComment")),
+                    "outcome_timestamp": _text(item["outcomeTimestamp"]),
                     "received_at": now,
                 }
             )
@@ -153,7 +161,7 @@ class Store:
     # ---- card log ---------------------------------------------------------------------------
 
     def log_cards(self, entries: Sequence[CardLogEntry]) -> None:
-        rows = [e.__dict__ for e in entries]
+        rows = [{**e.__dict__, "hook_instance": _text(e.hook_instance)} for e in entries]
         with self.engine.begin() as conn:
             self._insert_ignore(conn, card_log, rows)
 
@@ -161,6 +169,40 @@ class Store:
         with self.engine.connect() as conn:
             result = conn.execute(select(card_log).order_by(card_log.c.issued_at))
             return [dict(r._mapping) for r in result]
+
+    # ---- analytics (read-only; topics, times, outcomes and override codings, never comments) -
+
+    def cards_issued_since(self, since: datetime) -> list[dict[str, Any]]:
+        """card_uuid, topic, indicator and issued_at of the cards issued at or after `since`."""
+        c = card_log.c
+        query = (
+            select(c.card_uuid, c.topic, c.indicator, c.issued_at)
+            .where(c.issued_at >= since)
+            .order_by(c.issued_at)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def feedback_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Feedback on the cards issued since `since`, and feedback received since then for cards
+        the card log does not hold (`topic` None), in the order received."""
+        f, c = feedback.c, card_log.c
+        query = (
+            select(
+                f.id,
+                f.card_uuid,
+                f.outcome,
+                f.override_system,
+                f.override_code,
+                f.override_display,
+                c.topic,
+            )
+            .select_from(feedback.outerjoin(card_log, f.card_uuid == c.card_uuid))
+            .where(or_(c.issued_at >= since, and_(c.card_uuid.is_(None), f.received_at >= since)))
+            .order_by(f.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     # ---- JWT replay cache -------------------------------------------------------------------
 
@@ -177,6 +219,11 @@ class Store:
         cutoff = datetime.now(UTC) - older_than
         with self.engine.begin() as conn:
             conn.execute(delete(jwt_replay).where(jwt_replay.c.expires_at < cutoff))
+
+
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL; JSON strings can (\\u0000). Keep the rest as sent."""
+    return value.replace("\x00", "\ufffd") if value is not None else None
 
 
 def _dedupe_key(service_id: str, item: dict[str, Any]) -> str:
