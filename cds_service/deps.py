@@ -10,30 +10,36 @@ import httpx
 from fastapi import Depends, Request
 
 from cds_service.config import Settings
+from cds_service.store.card_log_writer import CardLogWriter
 from cds_service.store.db import Store
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_http_client(request: Request) -> httpx.AsyncClient:
+async def get_http_client(request: Request) -> httpx.AsyncClient:
     client: httpx.AsyncClient = request.app.state.http_client
     return client
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_clock(request: Request) -> Callable[[], date]:
+async def get_card_log(request: Request) -> CardLogWriter:
+    writer: CardLogWriter = request.app.state.card_log
+    return writer
+
+
+async def get_clock(request: Request) -> Callable[[], date]:
     clock: Callable[[], date] = request.app.state.clock
     return clock
 
 
-def get_uuid_factory(request: Request) -> Callable[[], str]:
+async def get_uuid_factory(request: Request) -> Callable[[], str]:
     factory: Callable[[], str] = request.app.state.new_uuid
     return factory
 
@@ -41,5 +47,6 @@ def get_uuid_factory(request: Request) -> Callable[[], str]:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]
 StoreDep = Annotated[Store, Depends(get_store)]
+CardLogDep = Annotated[CardLogWriter, Depends(get_card_log)]
 ClockDep = Annotated[Callable[[], date], Depends(get_clock)]
 UuidDep = Annotated[Callable[[], str], Depends(get_uuid_factory)]

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cds_service import __version__
+from cds_service import __version__, openapi
 from cds_service.apps import startback as startback_app
 from cds_service.config import Settings, get_settings, is_loopback_url
 from cds_service.errors import CdsError, operation_outcome, pydantic_location
@@ -25,6 +25,7 @@ from cds_service.logic import terminology
 from cds_service.middleware import BodySizeLimit
 from cds_service.responses import json_response
 from cds_service.security import JwksCache, check_trusted_issuers
+from cds_service.store.card_log_writer import CardLogWriter
 from cds_service.store.db import Store
 
 log = logging.getLogger("cds_service")
@@ -85,9 +86,13 @@ def create_app(
             app.state.http_client = client
             app.state.store = store
             app.state.jwks_cache = JwksCache(settings.jwks_cache_ttl_seconds)
+            card_log = CardLogWriter(store)
+            app.state.card_log = card_log
+            card_log.start()
             try:
                 yield
             finally:
+                await card_log.stop()
                 store.close()
 
     app = FastAPI(
@@ -139,6 +144,7 @@ def create_app(
         """Liveness probe: no auth, no PHI."""
         return {"status": "ok", "version": __version__}
 
+    openapi.install(app)
     app.include_router(discovery.router)
     app.include_router(service_call.router)
     app.include_router(feedback.router)

@@ -284,3 +284,21 @@ def test_opioid_found_by_its_reason_as_the_back_pain_context(client: TestClient)
     )
     [card] = opioid_cards(cards_for(client, [draft], conditions=[]))
     assert card["indicator"] == "warning"
+
+
+def test_supply_update_sends_back_the_whole_draft(client: TestClient) -> None:
+    """CDS Hooks: an update carries the resource in its entirety, fields the service ignores too."""
+    draft = mf.medication_request(
+        mf.OXYCODONE_5, supply_days=10, quantity=40, request_id="oxy-full"
+    )
+    draft["requester"] = {"reference": "Practitioner/dr-1", "display": "Dr One"}
+    draft["note"] = [{"text": "Patient prefers liquid if available"}]
+    draft["substitution"] = {"allowedBoolean": False}
+    draft["identifier"] = [{"system": "urn:ehr:orders", "value": "ORD-77"}]
+    [card] = opioid_cards(cards_for(client, [draft]))
+    resource = supply_update(card)
+    assert resource is not None
+    for field in ("requester", "note", "substitution", "identifier", "subject", "status", "intent"):
+        assert resource[field] == draft[field], field
+    assert resource["dispenseRequest"]["expectedSupplyDuration"]["value"] == 7
+    assert resource["dispenseRequest"]["quantity"]["value"] == 28

@@ -204,3 +204,42 @@ def test_malformed_draft_order_is_skipped(client: TestClient) -> None:
     ]
     response = call(client, "lbp-order-sign", body)
     assert response.status_code == 200
+
+
+def test_draft_order_medication_on_the_server_is_fetched(
+    client: TestClient, fhir_mock: respx.MockRouter
+) -> None:
+    """A draft naming Medication/<id> the prefetch does not hold: read it from the FHIR server."""
+    from tests import medication_factories as mf
+    from tests.factories import order_prefetch
+
+    med = fhir_mock.get(url__regex=r".*/Medication\?_id=med-oxy$").mock(
+        return_value=httpx.Response(200, json=bundle([mf.medication("med-oxy", mf.OXYCODONE_5)]))
+    )
+    draft = mf.medication_request(
+        None, medication_reference="Medication/med-oxy", supply_days=3, quantity=12
+    )
+    body = hook_request(
+        "order-sign",
+        prefetch=order_prefetch([back_pain()]),
+        draft_orders=[draft],
+        fhir_server=FHIR_BASE,
+        token="t",
+    )
+    response = call(client, "lbp-order-sign", body)
+    assert response.status_code == 200, response.text
+    assert med.called
+    assert med.calls.last.request.headers["Authorization"] == "Bearer t"
+    topics = [c["source"]["topic"]["code"] for c in response.json()["cards"]]
+    assert topics == ["opioid-order"]
+
+
+def test_draft_medication_reference_without_fhir_access_is_not_an_error(client: TestClient) -> None:
+    from tests import medication_factories as mf
+    from tests.factories import order_prefetch
+
+    draft = mf.medication_request(
+        None, medication_reference="Medication/unknown-1", supply_days=3, quantity=12
+    )
+    body = hook_request("order-sign", prefetch=order_prefetch([back_pain()]), draft_orders=[draft])
+    assert call(client, "lbp-order-sign", body).status_code == 200

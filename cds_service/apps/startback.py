@@ -35,6 +35,7 @@ from cds_service.logic import startback
 from cds_service.logic.fhir import QuestionnaireResponse
 from cds_service.logic.startback import QUESTIONNAIRE_PATH, RiskGroup, Score
 from cds_service.logic.terminology import value_set
+from cds_service.openapi import body_schema
 from cds_service.responses import json_response
 
 router = APIRouter(tags=["startback-app"])
@@ -155,12 +156,7 @@ class ScoreResponse(BaseModel):
 @router.post(
     APP_PATH + "/score",
     summary="Score STarT Back answers and build the FHIR resources",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": ScoreRequest.model_json_schema()}},
-        }
-    },
+    openapi_extra=body_schema(ScoreRequest),
 )
 async def score(request: Request, settings: SettingsDep) -> Response:
     """Score the answers; with `patient`, also the transaction Bundle the page writes."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -41,16 +43,20 @@ def shortened(
     current_days: float | None,
     drop_refills: bool,
     patient_id: str,
+    source: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The draft as a whole resource, with a `days`-day supply.
 
     expectedSupplyDuration becomes `days` d; the quantity is scaled to the same days (rounded down,
     at least 1); dosage bounds that say otherwise are shortened too; with `drop_refills` the
-    repeats go to 0 so that the whole course is `days` days. Assumption: the EHR sent the fields
-    it needs back in the draft; fields the service does not read are not echoed (see the report).
+    repeats go to 0 so that the whole course is `days` days. `source` is the draft as the EHR
+    sent it: an update carries the resource in its entirety (CDS Hooks Action), so every field the
+    EHR sent goes back, not only those the service reads.
     """
     resource: dict[str, Any] = _pruned(
-        order.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+        copy.deepcopy(dict(source))
+        if source is not None
+        else order.model_dump(mode="json", exclude_none=True, exclude_unset=True)
     )
     resource["resourceType"] = "MedicationRequest"
     # A draft order is a draft, an order, for this patient, even when the EHR left that out.

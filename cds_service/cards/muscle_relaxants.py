@@ -83,6 +83,7 @@ def _duration_suggestions(finding: RelaxantDurationFinding, ctx: RenderContext) 
             current_days=per_dispense,
             drop_refills=True,
             patient_id=ctx.patient_id,
+            source=ctx.record.draft_order_json.get(f"MedicationRequest/{draft.id}"),
         ),
     )
     if update is None:

@@ -168,6 +168,7 @@ def _suggestions(finding: OpioidOrderFinding, ctx: RenderContext) -> list[Sugges
                 current_days=finding.supply.days,
                 drop_refills=False,
                 patient_id=ctx.patient_id,
+                source=ctx.record.draft_order_json.get(f"MedicationRequest/{draft.id}"),
             ),
         )
         if update is not None:

@@ -11,6 +11,7 @@ from cds_service.deps import StoreDep
 from cds_service.hooks.parsing import parse_json_object, validate
 from cds_service.hooks.service_call import service_or_404
 from cds_service.models import FeedbackRequest
+from cds_service.openapi import body_schema
 from cds_service.responses import json_response
 from cds_service.security import authenticate
 
@@ -22,12 +23,7 @@ router = APIRouter(prefix="/cds-services", tags=["feedback"], dependencies=[Depe
 @router.post(
     "/{service_id}/feedback",
     summary="CDS Hooks feedback",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": FeedbackRequest.model_json_schema()}},
-        }
-    },
+    openapi_extra=body_schema(FeedbackRequest),
 )
 async def feedback(service_id: str, request: Request, store: StoreDep) -> Response:
     """Store each feedback item (CDS Hooks 2.0 §"Feedback"); unknown card uuids are kept too."""

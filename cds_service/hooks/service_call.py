@@ -6,22 +6,23 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from cds_service.cards.base import RenderContext
 from cds_service.cards.render import render_cards
-from cds_service.deps import ClockDep, HttpClientDep, SettingsDep, StoreDep, UuidDep
+from cds_service.deps import CardLogDep, ClockDep, HttpClientDep, SettingsDep, UuidDep
 from cds_service.errors import BadRequest, UnknownService
 from cds_service.gc_pause import gc_paused
 from cds_service.hooks.parsing import parse_json_object, validate
 from cds_service.hooks.registry import SERVICES, ServiceDefinition
 from cds_service.logic import rules
 from cds_service.models import CdsResponse, HookRequest
+from cds_service.openapi import body_schema
 from cds_service.records.assemble import build_record
 from cds_service.records.prefetch import resolve_data
 from cds_service.responses import json_response
 from cds_service.security import authenticate
-from cds_service.store.db import CardLogEntry, Store
+from cds_service.store.db import CardLogEntry
 
 log = logging.getLogger("cds_service.hooks")
 
@@ -40,20 +41,14 @@ def service_or_404(service_id: str) -> ServiceDefinition:
 @router.post(
     "/{service_id}",
     summary="Call a CDS service",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": HookRequest.model_json_schema()}},
-        }
-    },
+    openapi_extra=body_schema(HookRequest),
 )
 async def call_service(
     service_id: str,
     request: Request,
-    background: BackgroundTasks,
     settings: SettingsDep,
     http: HttpClientDep,
-    store: StoreDep,
+    card_log: CardLogDep,
     clock: ClockDep,
     new_uuid: UuidDep,
 ) -> Response:
@@ -108,7 +103,7 @@ async def call_service(
         for card in cards
     ]
     if entries:
-        background.add_task(_log_cards, store, entries)
+        card_log.add(entries)
     log.info(
         "hook call",
         extra={
@@ -121,10 +116,3 @@ async def call_service(
         },
     )
     return json_response(response.to_json_dict())
-
-
-def _log_cards(store: Store, entries: list[CardLogEntry]) -> None:
-    try:
-        store.log_cards(entries)
-    except Exception:  # the card log must never break a clinical answer
-        log.exception("card log write failed")

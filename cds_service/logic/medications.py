@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cds_service.logic.drug_tables import strengths_for
-from cds_service.logic.fhir import CodeableConcept, Medication, MedicationRequest
+from cds_service.logic.fhir import CodeableConcept, Coding, Medication, MedicationRequest
 from cds_service.logic.record import PatientRecord
 from cds_service.logic.terminology import RXNORM, normalise_system, value_set
 
@@ -106,14 +107,27 @@ def identify(request: MedicationRequest, record: PatientRecord) -> MedicationVie
 
 def in_value_set(view: MedicationView, name: str) -> bool:
     """Product or ingredient coded in the set; else an ingredient it names; else its text."""
+    concepts = [c for c in (view.concept, *view.ingredient_concepts()) if c is not None]
+    codings = tuple((c.system, c.code) for concept in concepts for c in concept.coding)
+    texts = tuple(view.texts() + [t for c in view.ingredient_concepts() for t in c.texts()])
+    return _member(name, codings, tuple(view.rxnorm_codes()), texts)
+
+
+@lru_cache(maxsize=65_536)
+def _member(
+    name: str,
+    codings: tuple[tuple[str | None, str | None], ...],
+    rxnorm_codes: tuple[str, ...],
+    texts: tuple[str, ...],
+) -> bool:
+    # Memoised on the medication's codes and names: the same drugs recur in every chart, and
+    # the answer depends on nothing else (value sets and the strength table are fixed data).
     vs = value_set(name)
-    concepts = [view.concept, *view.ingredient_concepts()]
-    if any(vs.matching_coding(c) is not None for c in concepts):
+    if any(vs.contains(Coding(system=system, code=code)) for system, code in codings):
         return True
-    for code in view.rxnorm_codes():
+    for code in rxnorm_codes:
         if any(vs.matches_text(s.ingredient) for s in strengths_for(code)):
             return True
-    texts = view.texts() + [t for c in view.ingredient_concepts() for t in c.texts()]
     return any(vs.matches_text(t) for t in texts)
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
+from typing import Any
 
 from cds_service.logic import back_pain
 from cds_service.logic.dates import age_in_years, parse_fhir_date
@@ -41,6 +42,9 @@ class PatientRecord:
     questionnaire_responses: tuple[QuestionnaireResponse, ...] = ()
     draft_orders: tuple[DraftOrder, ...] = ()
     orders_to_check: tuple[DraftOrder, ...] = ()
+    # The draft orders as the EHR sent them ("Type/id" -> JSON), so an update suggestion can
+    # send back the whole resource, fields the slim models do not read included.
+    draft_order_json: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @cached_property
     def age_years(self) -> int | None:

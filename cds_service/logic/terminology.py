@@ -22,6 +22,7 @@ from typing import Any
 from cds_service.logic.fhir import CodeableConcept, Coding
 
 TEXT_PATTERN_EXTENSION = "urn:lbp-cds:valueset-text-pattern"
+_TEXT_CACHE_SIZE = 20_000
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
@@ -71,6 +72,12 @@ class ValueSet:
     icd10cm_prefixes: tuple[str, ...] = ()
     text_patterns: tuple[re.Pattern[str], ...] = ()
     displays: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, hash=False)
+    # All text patterns as one alternation (one regex search per text, not one per pattern),
+    # and a bounded memo of texts already seen: drug and problem names recur across charts.
+    text_pattern: re.Pattern[str] | None = field(default=None, compare=False, hash=False)
+    _text_matches: dict[str, bool] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
     def contains(self, coding: Coding) -> bool:
         if not coding.code:
@@ -95,9 +102,15 @@ class ValueSet:
         return None
 
     def matches_text(self, text: str | None) -> bool:
-        if not text or not self.text_patterns:
+        if not text or self.text_pattern is None:
             return False
-        return any(p.search(text) for p in self.text_patterns)
+        cached = self._text_matches.get(text)
+        if cached is None:
+            cached = self.text_pattern.search(text) is not None
+            if len(self._text_matches) >= _TEXT_CACHE_SIZE:
+                self._text_matches.clear()
+            self._text_matches[text] = cached
+        return cached
 
     def matches(self, concept: CodeableConcept | None) -> bool:
         """A coding in the set, or (fallback) a text or display that names the concept."""
@@ -213,6 +226,9 @@ def value_set(name: str) -> ValueSet:
         icd10cm_prefixes=tuple(sorted(prefixes)),
         text_patterns=tuple(re.compile(p, re.IGNORECASE) for p in patterns),
         displays=displays,
+        text_pattern=re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+        if patterns
+        else None,
     )
 
 

@@ -66,12 +66,13 @@ def _of_type(resources: list[dict[str, Any]], resource_type: str) -> list[dict[s
 
 def draft_orders_from_context(
     context: dict[str, Any], counter: SkipCounter
-) -> tuple[list[DraftOrder], list[str]]:
+) -> tuple[list[DraftOrder], list[str], dict[str, dict[str, Any]]]:
     """The MedicationRequests and ServiceRequests of `draftOrders`, and their "Type/id" keys."""
     bundle = context.get("draftOrders")
     entries = bundle.get("entry") if isinstance(bundle, dict) else None
     orders: list[DraftOrder] = []
     keys: list[str] = []
+    raw: dict[str, dict[str, Any]] = {}
     for entry in entries if isinstance(entries, list) else []:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
@@ -91,7 +92,8 @@ def draft_orders_from_context(
             continue
         orders.append(order)
         keys.append(f"{kind}/{order.id}")
-    return orders, keys
+        raw[f"{kind}/{order.id}"] = resource
+    return orders, keys, raw
 
 
 def build_record(
@@ -115,7 +117,7 @@ def build_record(
     patient_id = context.get("patientId")
     patient = next((p for p in patients if p.id == patient_id), patients[0] if patients else None)
 
-    orders, keys = draft_orders_from_context(context, counter)
+    orders, keys, raw_orders = draft_orders_from_context(context, counter)
     selections = context.get("selections")
     if isinstance(selections, list):
         wanted = {s for s in selections if isinstance(s, str)}
@@ -147,5 +149,6 @@ def build_record(
         ),
         draft_orders=tuple(orders),
         orders_to_check=tuple(to_check),
+        draft_order_json=raw_orders,
     )
     return record, counter.skipped

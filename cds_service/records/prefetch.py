@@ -9,6 +9,7 @@ cannot be had, the call ends in 412 with an OperationOutcome that names the keys
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from cds_service.records.data import DataKey, prefetch_template, render_template
 from cds_service.records.fhir_client import FhirClient, FhirUnavailable, bundle_resources, next_link
 
 MEDICATION_ID_CHUNK = 50
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 @dataclass
@@ -103,11 +105,12 @@ async def resolve_data(
             out.sources[key.value] = "prefetch-partial"
             del to_continue[key]
 
-    if client is not None and (to_fetch or to_continue):
+    drafts = _draft_resources(request.context)
+    if client is not None and (to_fetch or to_continue or _unresolved_medications(out, drafts)):
         try:
             async with asyncio.timeout(settings.fhir_timeout_seconds):
                 await _fetch_all(client, to_fetch, to_continue, patient_id, out)
-                await _fetch_referenced_medications(client, out)
+                await _fetch_referenced_medications(client, out, drafts)
         except TimeoutError as exc:
             raise PrefetchUnavailable(
                 f"The FHIR server did not answer within {settings.fhir_timeout_seconds:g} s",
@@ -154,21 +157,43 @@ async def _fetch_all(
         )
 
 
-async def _fetch_referenced_medications(client: FhirClient, out: ResolvedData) -> None:
-    """Medications named by medicationReference that the data does not hold yet."""
-    resources = out.resources.get(DataKey.MEDICATION_REQUESTS)
-    if not resources:
-        return
+def _draft_resources(context: dict[str, Any]) -> list[dict[str, Any]]:
+    bundle = context.get("draftOrders")
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    if not isinstance(entries, list):
+        return []
+    return [
+        e["resource"]
+        for e in entries
+        if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+    ]
+
+
+def _unresolved_medications(out: ResolvedData, drafts: list[dict[str, Any]]) -> list[str]:
+    """Ids of Medications named by medicationReference (record or draft orders) not held yet."""
+    resources = out.resources.get(DataKey.MEDICATION_REQUESTS, [])
     have = {r.get("id") for r in resources if r.get("resourceType") == "Medication"}
     wanted: set[str] = set()
-    for r in resources:
+    for r in [*resources, *drafts]:
+        if r.get("resourceType") != "MedicationRequest":
+            continue
         ref = r.get("medicationReference")
         target = ref.get("reference") if isinstance(ref, dict) else None
         if isinstance(target, str) and target.startswith("Medication/"):
             med_id = target.removeprefix("Medication/")
-            if med_id and med_id not in have and "/" not in med_id:
+            if FHIR_ID.fullmatch(med_id) and med_id not in have:
                 wanted.add(med_id)
-    ids = sorted(wanted)
+    return sorted(wanted)
+
+
+async def _fetch_referenced_medications(
+    client: FhirClient, out: ResolvedData, drafts: list[dict[str, Any]]
+) -> None:
+    """Medications named by medicationReference (in the record or a draft) not held yet."""
+    ids = _unresolved_medications(out, drafts)
+    if not ids:
+        return
+    resources = out.resources.setdefault(DataKey.MEDICATION_REQUESTS, [])
     chunks = [ids[i : i + MEDICATION_ID_CHUNK] for i in range(0, len(ids), MEDICATION_ID_CHUNK)]
     try:
         found = await asyncio.gather(
