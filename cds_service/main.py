@@ -19,6 +19,7 @@ from cds_service import __version__, openapi
 from cds_service.apps import startback as startback_app
 from cds_service.config import Settings, get_settings, is_loopback_url
 from cds_service.errors import CdsError, operation_outcome, pydantic_location
+from cds_service.gc_pause import GcPauseMiddleware
 from cds_service.hooks import analytics, discovery, feedback, service_call
 from cds_service.logging_setup import configure_logging
 from cds_service.logic import terminology
@@ -114,6 +115,7 @@ def create_app(
         max_age=600,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(GcPauseMiddleware)
 
     @app.exception_handler(CdsError)
     async def cds_error(_request: Request, exc: CdsError) -> Response:

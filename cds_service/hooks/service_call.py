@@ -12,7 +12,6 @@ from cds_service.cards.base import RenderContext
 from cds_service.cards.render import render_cards
 from cds_service.deps import CardLogDep, ClockDep, HttpClientDep, SettingsDep, UuidDep
 from cds_service.errors import BadRequest, UnknownService
-from cds_service.gc_pause import gc_paused
 from cds_service.hooks.parsing import parse_json_object, validate
 from cds_service.hooks.registry import SERVICES, ServiceDefinition
 from cds_service.logic import rules
@@ -55,40 +54,37 @@ async def call_service(
     """One hook call (CDS Hooks 2.0 §"Calling a CDS Service")."""
     started = time.perf_counter()
     service = service_or_404(service_id)
-    raw = await request.body()
-    with gc_paused():
-        hook_request = validate(HookRequest, parse_json_object(raw))
-        del raw
-        if hook_request.hook != service.hook:
-            raise BadRequest(
-                f"Service {service.id} answers the {service.hook} hook, not {hook_request.hook}",
-                expression=["hook"],
-            )
-        if hook_request.fhirAuthorization is not None and not hook_request.fhirServer:
-            raise BadRequest("fhirAuthorization requires fhirServer", expression=["fhirServer"])
-        context = validate(service.context_model, hook_request.context, root="context")
+    # The cyclic GC is paused for the whole call (gc_pause.GcPauseMiddleware).
+    hook_request = validate(HookRequest, parse_json_object(await request.body()))
+    if hook_request.hook != service.hook:
+        raise BadRequest(
+            f"Service {service.id} answers the {service.hook} hook, not {hook_request.hook}",
+            expression=["hook"],
+        )
+    if hook_request.fhirAuthorization is not None and not hook_request.fhirServer:
+        raise BadRequest("fhirAuthorization requires fhirServer", expression=["fhirServer"])
+    context = validate(service.context_model, hook_request.context, root="context")
     patient_id = context.patientId
 
     data = await resolve_data(service.data, hook_request, patient_id, settings, http)
-    with gc_paused():
-        record, skipped = build_record(
-            hook=service.hook, today=clock(), context=hook_request.context, resources=data.resources
-        )
-        # The raw JSON is not needed once the record holds the slim models.
-        data.resources.clear()
-        hook_request.prefetch = None
-        findings = rules.evaluate(record, settings.rules)
-        ctx = RenderContext(
-            new_uuid=new_uuid,
-            record=record,
-            config=settings.rules,
-            public_base_url=settings.public_base_url,
-            patient_id=patient_id,
-            user_id=context.userId,
-            encounter_id=context.encounterId,
-        )
-        cards = render_cards(findings, ctx)
-        response = CdsResponse(cards=cards)
+    record, skipped = build_record(
+        hook=service.hook, today=clock(), context=hook_request.context, resources=data.resources
+    )
+    # The raw JSON is not needed once the record holds the slim models.
+    data.resources.clear()
+    hook_request.prefetch = None
+    findings = rules.evaluate(record, settings.rules)
+    ctx = RenderContext(
+        new_uuid=new_uuid,
+        record=record,
+        config=settings.rules,
+        public_base_url=settings.public_base_url,
+        patient_id=patient_id,
+        user_id=context.userId,
+        encounter_id=context.encounterId,
+    )
+    cards = render_cards(findings, ctx)
+    response = CdsResponse(cards=cards)
 
     issued_at = datetime.now(UTC)
     entries = [
