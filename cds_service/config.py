@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # Operational knobs beyond the contract table.
     fhir_timeout_seconds: float = Field(4.0, gt=0)
     fhir_max_pages: int = Field(20, ge=1)
+    # `_count` asked of fallback searches (servers cap it at their own maximum).
+    fhir_page_size: int = Field(500, ge=1, le=10_000)
     jwks_cache_ttl_seconds: int = Field(3600, ge=0)
     jwt_leeway_seconds: int = Field(60, ge=0, le=300)
     jti_ttl_seconds: int = Field(3600, ge=3600)

@@ -71,7 +71,7 @@ def test_absent_keys_are_fetched_in_parallel_with_the_bearer_token(
 
 
 def test_only_absent_keys_are_fetched(client: TestClient, fhir_mock: respx.MockRouter) -> None:
-    conditions = fhir_mock.get(url__regex=r".*/Condition\?patient=pt-1$").mock(
+    conditions = fhir_mock.get(url__regex=r".*/Condition\?patient=pt-1&_count=500$").mock(
         return_value=httpx.Response(200, json=bundle([back_pain()]))
     )
     other = fhir_mock.route()
@@ -116,7 +116,7 @@ def test_anonymous_fhir_access_when_allowed(client_factory, fhir_mock: respx.Moc
 
 def test_search_pages_are_followed(client: TestClient, fhir_mock: respx.MockRouter) -> None:
     page2 = f"{FHIR_BASE}/Condition?patient=pt-1&_page=2"
-    fhir_mock.get(url__regex=r".*/Condition\?patient=pt-1$").mock(
+    fhir_mock.get(url__regex=r".*/Condition\?patient=pt-1&_count=500$").mock(
         return_value=httpx.Response(200, json=bundle([back_pain()], next_url=page2))
     )
     second = fhir_mock.get(page2).mock(return_value=httpx.Response(200, json=bundle([])))

@@ -109,7 +109,9 @@ async def resolve_data(
     if client is not None and (to_fetch or to_continue or _unresolved_medications(out, drafts)):
         try:
             async with asyncio.timeout(settings.fhir_timeout_seconds):
-                await _fetch_all(client, to_fetch, to_continue, patient_id, out)
+                await _fetch_all(
+                    client, to_fetch, to_continue, patient_id, out, settings.fhir_page_size
+                )
                 await _fetch_referenced_medications(client, out, drafts)
         except TimeoutError as exc:
             raise PrefetchUnavailable(
@@ -125,13 +127,15 @@ async def _fetch_all(
     to_continue: dict[DataKey, str],
     patient_id: str,
     out: ResolvedData,
+    page_size: int,
 ) -> None:
     async def fetch(key: DataKey) -> list[dict[str, Any]]:
         query = render_template(prefetch_template(key), patient_id)
         if key is DataKey.PATIENT:
             resource = await client.read(query)
             return [resource] if resource else []
-        return await client.search(query)
+        # Ask for large pages: every `next` page is another sequential round trip.
+        return await client.search(f"{query}&_count={page_size}")
 
     async def follow(url: str) -> list[dict[str, Any]]:
         return await client.search_url(url)
