@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -42,28 +43,54 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
     return make
 
 
-@pytest.fixture
-def client_factory(
-    settings_factory: Callable[..., Settings], fhir_mock: respx.MockRouter
-) -> Iterator[Callable[..., TestClient]]:
-    clients: list[TestClient] = []
+class StartedClients:
+    """Services started (lifespan run) with a fixed clock and predictable uuids; closed at the end."""
 
-    def make(**overrides: Any) -> TestClient:
+    def __init__(self) -> None:
+        self._clients: list[TestClient] = []
+
+    def start(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        today: date = TODAY,
+    ) -> TestClient:
         counter = itertools.count(1)
         app = create_app(
-            settings_factory(**overrides),
-            clock=lambda: TODAY,
+            settings,
+            clock=lambda: today,
             new_uuid=lambda: f"00000000-0000-4000-8000-{next(counter):012d}",
-            transport=httpx.MockTransport(fhir_mock.async_handler),
+            transport=transport,
         )
         client = TestClient(app)
         client.__enter__()
-        clients.append(client)
+        self._clients.append(client)
         return client
 
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+    def close(self) -> None:
+        for c in self._clients:
+            c.__exit__(None, None, None)
+
+
+@pytest.fixture
+def started_clients() -> Iterator[StartedClients]:
+    clients = StartedClients()
+    yield clients
+    clients.close()
+
+
+@pytest.fixture
+def client_factory(
+    settings_factory: Callable[..., Settings],
+    fhir_mock: respx.MockRouter,
+    started_clients: StartedClients,
+) -> Callable[..., TestClient]:
+    def make(**overrides: Any) -> TestClient:
+        transport = httpx.MockTransport(fhir_mock.async_handler)
+        return started_clients.start(settings_factory(**overrides), transport=transport)
+
+    return make
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +18,8 @@ from typing import Any
 import httpx
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.servers import ROOT, free_port, stop, wait_until_ready
+
 FIXTURES = ROOT / "fixtures" / "fhir"
 
 
@@ -36,13 +35,6 @@ def sekmet_bin() -> str:
     raise RuntimeError(
         "sekmet-fhir is not installed: run `make test` (it installs it into .venv-fhir)"
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class FhirServer:
@@ -118,27 +110,10 @@ def running_fhir_server(data_dir: Path) -> Iterator[FhirServer]:
         cwd=data_dir,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"sekmet-fhir exited: {(data_dir / 'sekmet.log').read_text()[-2000:]}"
-                )
-            try:
-                if httpx.get(f"{base_url}/metadata", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("sekmet-fhir did not start within 60 s")
-            time.sleep(0.2)
+        wait_until_ready(process, f"{base_url}/metadata", data_dir / "sekmet.log", seconds=60)
         server = FhirServer(base_url)
         server.load_file(FIXTURES / "synthea" / "00-shared-orgs-practitioners.transaction.json")
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log_file.close()

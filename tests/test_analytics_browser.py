@@ -3,11 +3,7 @@ and the page's server-rendered SVG charts found by their topic labels (no JavaSc
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +14,7 @@ import pytest
 
 from cds_service.logic.findings import Topic
 from cds_service.store.db import CardLogEntry, Store
-from tests.fhir_server import ROOT, free_port
+from tests.servers import running_service
 
 pytestmark = pytest.mark.browser
 
@@ -102,57 +98,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
     workdir = tmp_path_factory.mktemp("analytics")
     database_url = f"sqlite:///{workdir / 'cds.db'}"
     counts = fill_store(database_url, datetime.now(UTC))
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "CDS_REQUIRE_AUTH": "false",
-        "CDS_ADMIN_TOKEN": ADMIN_TOKEN,
-        "CDS_PUBLIC_BASE_URL": base_url,
-        "CDS_DATABASE_URL": database_url,
-        "CDS_LOG_LEVEL": "WARNING",
-    }
-    log = (workdir / "uvicorn.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "cds_service.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError((workdir / "uvicorn.log").read_text()[-2000:])
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the service did not start within 30 s")
-            time.sleep(0.1)
+    with running_service(
+        workdir, {"CDS_ADMIN_TOKEN": ADMIN_TOKEN, "CDS_DATABASE_URL": database_url}
+    ) as base_url:
         yield base_url, counts
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def test_analytics_page_renders_svg_charts_in_chromium(service, tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ https URL answered by respx at the app's transport.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import logging
 import time
@@ -28,8 +27,9 @@ from hypothesis import strategies as st
 from cds_service.config import Settings
 from cds_service.main import UnsafeSettings, create_app
 from cds_service.security import JwksCache, Unauthorized, parse_jwks, verification_key
+from tests.conftest import StartedClients
 from tests.contract import assert_response_contract
-from tests.factories import TODAY, chart_prefetch, hook_request
+from tests.factories import chart_prefetch, hook_request
 from tests.jwt_helpers import (
     BASE_URL,
     ISSUER,
@@ -76,10 +76,12 @@ def jwks_file(tmp_path: Path, es384: SigningKey, rs384: SigningKey) -> Path:
 
 @pytest.fixture
 def auth_client(
-    settings_factory: Callable[..., Settings], jwks_router: respx.MockRouter, jwks_file: Path
-) -> Iterator[Callable[..., TestClient]]:
+    settings_factory: Callable[..., Settings],
+    jwks_router: respx.MockRouter,
+    jwks_file: Path,
+    started_clients: StartedClients,
+) -> Callable[..., TestClient]:
     """A service that requires JWTs from ISSUER, whose JWKS is the local file by default."""
-    clients: list[TestClient] = []
 
     def make(**overrides: Any) -> TestClient:
         values: dict[str, Any] = {
@@ -88,21 +90,10 @@ def auth_client(
             "trusted_issuers": {ISSUER: str(jwks_file)},
         }
         values.update(overrides)
-        counter = itertools.count(1)
-        app = create_app(
-            settings_factory(**values),
-            clock=lambda: TODAY,
-            new_uuid=lambda: f"00000000-0000-4000-8000-{next(counter):012d}",
-            transport=httpx.MockTransport(jwks_router.async_handler),
-        )
-        client = TestClient(app)
-        client.__enter__()
-        clients.append(client)
-        return client
+        transport = httpx.MockTransport(jwks_router.async_handler)
+        return started_clients.start(settings_factory(**values), transport=transport)
 
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+    return make
 
 
 @pytest.fixture

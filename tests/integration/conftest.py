@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cds_service.config import Settings
-from cds_service.main import create_app
+from tests.conftest import StartedClients
 from tests.factories import TODAY
 from tests.fhir_server import FhirServer, running_fhir_server
 
@@ -23,9 +22,10 @@ def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirServer
 
 
 @pytest.fixture
-def live_client_factory(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
+def live_client_factory(
+    tmp_path: Path, started_clients: StartedClients
+) -> Callable[..., TestClient]:
     """The service with its real httpx transport, allowed to query the local FHIR server."""
-    clients: list[TestClient] = []
 
     def make(**overrides: Any) -> TestClient:
         values: dict[str, Any] = {
@@ -34,17 +34,6 @@ def live_client_factory(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
             "fhir_allowlist": ["http://127.0.0.1"],
         }
         values.update(overrides)
-        counter = itertools.count(1)
-        app = create_app(
-            Settings(**values),
-            clock=lambda: overrides.get("today", TODAY),
-            new_uuid=lambda: f"00000000-0000-4000-8000-{next(counter):012d}",
-        )
-        client = TestClient(app)
-        client.__enter__()
-        clients.append(client)
-        return client
+        return started_clients.start(Settings(**values), today=overrides.get("today", TODAY))
 
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+    return make

@@ -11,9 +11,6 @@ import base64
 import hashlib
 import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,8 @@ import pytest
 
 from tests.contract import assert_response_contract
 from tests.factories import SNOMED, TODAY, hook_request
-from tests.fhir_server import ROOT, FhirServer, free_port
+from tests.fhir_server import FhirServer
+from tests.servers import ROOT, running_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -60,58 +58,9 @@ class Service:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """The service under uvicorn, as an EHR and a browser reach it."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
     workdir = tmp_path_factory.mktemp("service")
-    env = {
-        **os.environ,
-        "CDS_REQUIRE_AUTH": "false",
-        "CDS_PUBLIC_BASE_URL": base_url,
-        "CDS_DATABASE_URL": f"sqlite:///{workdir / 'cds.db'}",
-        "CDS_FHIR_ALLOWLIST": "http://127.0.0.1",
-        "CDS_LOG_LEVEL": "WARNING",
-    }
-    log = (workdir / "uvicorn.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "cds_service.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError((workdir / "uvicorn.log").read_text()[-2000:])
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the service did not start within 30 s")
-            time.sleep(0.1)
+    with running_service(workdir, {"CDS_FHIR_ALLOWLIST": "http://127.0.0.1"}) as base_url:
         yield Service(base_url)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
