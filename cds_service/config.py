@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cds_service.logic.config import RuleConfig
@@ -27,6 +27,21 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+class IssuerTrust(BaseModel):
+    """One CDS_TRUSTED_ISSUERS entry in its long form: the issuer's JWKS location(s) and, when its
+    JWT `aud` is configured by the health system (Epic), the base URL it puts there."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jwks: str | list[str]
+    public_base_url: str | None = None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+
 class Settings(BaseSettings):
     """Every setting of the contract (CONTRACT.md, Configuration), with its default."""
 
@@ -36,7 +51,7 @@ class Settings(BaseSettings):
 
     require_auth: bool = True
     # issuer -> JWKS location (https URL or a local file path); a list names several allowed JWKS/jku URLs.
-    trusted_issuers: dict[str, str | list[str]] = Field(default_factory=dict)
+    trusted_issuers: dict[str, str | list[str] | IssuerTrust] = Field(default_factory=dict)
     public_base_url: str = "http://127.0.0.1:8000"
     fhir_allowlist: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(LOOPBACK_ALLOWLIST)

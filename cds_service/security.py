@@ -30,7 +30,7 @@ import orjson
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from cds_service.config import Settings
+from cds_service.config import IssuerTrust, Settings
 from cds_service.errors import CdsError
 
 log = logging.getLogger("cds_service.security")
@@ -77,8 +77,17 @@ def jwks_locations(settings: Settings) -> dict[str, tuple[str, ...]]:
     """CDS_TRUSTED_ISSUERS as issuer -> its JWKS locations (one value or a list)."""
     out: dict[str, tuple[str, ...]] = {}
     for issuer, value in settings.trusted_issuers.items():
-        out[issuer] = (value,) if isinstance(value, str) else tuple(value)
+        jwks = value.jwks if isinstance(value, IssuerTrust) else value
+        out[issuer] = (jwks,) if isinstance(jwks, str) else tuple(jwks)
     return out
+
+
+def audience_base(settings: Settings, issuer: str) -> str:
+    """The base URL this issuer's JWTs carry in `aud`: its own entry's, else CDS_PUBLIC_BASE_URL."""
+    trust = settings.trusted_issuers.get(issuer)
+    if isinstance(trust, IssuerTrust) and trust.public_base_url:
+        return trust.public_base_url
+    return settings.public_base_url
 
 
 def check_trusted_issuers(settings: Settings) -> None:
@@ -235,13 +244,14 @@ def verification_key(jwk: dict[str, Any], alg: str) -> Any:
     return key
 
 
-def expected_audience(settings: Settings, request: Request) -> str:
+def expected_audience(settings: Settings, request: Request, issuer: str | None = None) -> str:
     """public base URL + the path called (not request.url: proxies change scheme and host)."""
     path = request.url.path
     root = request.scope.get("root_path") or ""
     if root and path.startswith(root):
         path = path[len(root) :]
-    return settings.public_base_url + path
+    base = audience_base(settings, issuer) if issuer else settings.public_base_url
+    return base + path
 
 
 @dataclass
@@ -323,7 +333,7 @@ async def _verify(request: Request, settings: Settings, seen: _Seen) -> None:
             token,
             key=key,
             algorithms=[alg],
-            audience=expected_audience(settings, request),
+            audience=expected_audience(settings, request, iss),
             issuer=iss,
             leeway=leeway,
             options={"require": ["iss", "aud", "exp", "iat", "jti"], "verify_iat": True},

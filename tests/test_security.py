@@ -181,6 +181,22 @@ def test_issuer_with_several_jwks_locations_finds_the_kid(
     assert patient_view(client, es384.sign()).status_code == 200
 
 
+def test_issuer_with_its_own_audience_base_url(
+    auth_client, jwks_file: Path, es384: SigningKey
+) -> None:
+    """Epic's `aud` is configured by the health system: an issuer entry may name its own base."""
+    trust = {"jwks": str(jwks_file), "public_base_url": "https://cds.hospital.example/lbp/"}
+    client = auth_client(trusted_issuers={ISSUER: trust})
+    epic_style = es384.sign(aud="https://cds.hospital.example/lbp" + SERVICE_PATH)
+    assert patient_view(client, epic_style).status_code == 200
+    assert_bare_401(patient_view(client, es384.sign()))  # the global base no longer counts for it
+
+
+def test_issuer_entry_with_unknown_fields_is_refused_at_start_up() -> None:
+    with pytest.raises(ValueError, match="audience"):
+        Settings(require_auth=False, trusted_issuers={ISSUER: {"jwks": "x.json", "audience": "y"}})
+
+
 # ---- every rejection ------------------------------------------------------------------------
 
 
