@@ -46,6 +46,13 @@ def local_value_set(
     }
 
 
+def _injury_stem(code: str) -> str:
+    """S33.5XXA -> S33.5XX; S39.012A -> S39.012 (the 7th character is only the encounter)."""
+    if code.startswith("S") and len(code.replace(".", "")) == 7:
+        return code[:-1]
+    return code
+
+
 def lbp_diagnosis(codes: dict[str, Any]) -> None:
     # RULES.md "Back-pain context": ICD-10-CM families of clinical-codes.md §1b (each listed code and
     # its descendants) and exactly these SNOMED codes; 23056005 / 279040009 are unverified and left out.
@@ -57,7 +64,23 @@ def lbp_diagnosis(codes: dict[str, Any]) -> None:
         "161894002",
         "9121000119106",
     }
-    icd = sorted({e["code"] for e in codes["lbp_diagnosis_icd10cm"] if e.get("code")})
+    # Category headers whose families also hold cervical or thoracic codes (M47.8 -> M47.812
+    # cervical spondylosis, M48.0 -> M48.02 cervical stenosis, M51.3 -> M51.34 thoracic) are left
+    # out: their lumbar, lumbosacral and sacral children are listed one by one in §1b. Injury codes
+    # match on their 6-character stem, so subsequent-encounter and sequela codes (S33.5XXD,
+    # S39.012S) count like the initial one.
+    # The all-lumbar headers of those children (M48.06, M51.36, M51.37) are kept, since a
+    # record may carry the header itself.
+    mixed_headers = {"M47.8", "M48.0", "M51.3"}
+    lumbar_headers = {"M48.06", "M51.36", "M51.37"}
+    icd = sorted(
+        {
+            _injury_stem(e["code"])
+            for e in codes["lbp_diagnosis_icd10cm"]
+            if e.get("code") and e["code"] not in mixed_headers
+        }
+        | lumbar_headers
+    )
     snomed = [
         {"code": e["code"], "display": e["display"]}
         for e in codes["lbp_diagnosis_snomed"]

@@ -48,6 +48,10 @@ def record(
         (ICD10CM, "M51.36", None),
         (ICD10CM, "m54.42", None),
         ("urn:oid:2.16.840.1.113883.6.90", "M54.59", None),
+        ("http://hl7.org/fhir/sid/icd-10", "M54.5", None),
+        (ICD10CM, "S33.5XXD", None),
+        (ICD10CM, "S39.012S", None),
+        (ICD10CM, "M48.061", None),
         (None, None, "Acute low back pain"),
         ("http://example.org/local", "LBP1", "Lumbago"),
     ],
@@ -65,6 +69,9 @@ def test_back_pain_codes_give_context(
         (ICD10CM, "M54.6", "Pain in thoracic spine"),
         (SNOMED, "1121000119107", "Chronic neck pain"),
         (ICD10CM, "M54.12", None),
+        (ICD10CM, "M47.812", None),
+        (ICD10CM, "M48.02", None),
+        (ICD10CM, "M51.34", None),
     ],
 )
 def test_other_pain_gives_no_context(system: str, code: str, text: str | None) -> None:

@@ -34,6 +34,10 @@ UCUM = "http://unitsofmeasure.org"
 # Aliases clients use for the same code systems (OIDs, legacy URLs).
 _SYSTEM_ALIASES = {
     "urn:oid:2.16.840.1.113883.6.90": ICD10CM,
+    # WHO ICD-10 (some non-US feeds): its codes are the ICD-10-CM categories matched here by prefix
+    # (M54.5, C79.5, G83.4), so they are read as ICD-10-CM.
+    "http://hl7.org/fhir/sid/icd-10": ICD10CM,
+    "urn:oid:2.16.840.1.113883.6.3": ICD10CM,
     "http://hl7.org/fhir/sid/icd-10-us": ICD10CM,
     "http://www.cms.gov/medicare/coding/icd10": ICD10CM,
     "urn:oid:2.16.840.1.113883.6.96": SNOMED,
