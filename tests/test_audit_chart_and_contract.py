@@ -134,7 +134,7 @@ def _obs_base(code: str, display: str, days: int | None, status: str) -> dict[st
     return out
 
 
-def risk_obs(level: str, days: int = 10, status: str = "final") -> dict[str, Any]:
+def risk_obs(level: str, days: int | None = 10, status: str = "final") -> dict[str, Any]:
     out = _obs_base("91352-5", "STarT Back Screening Tool risk level", days, status)
     out["valueCodeableConcept"] = {
         "coding": [{"system": LOINC, "code": RISK_CODES[level], "display": RISK_DISPLAY[level]}],

@@ -113,5 +113,6 @@ def test_example_methadone_active_adds_to_a_drafted_opioid(client: TestClient) -
     methadone = load("MedicationRequest-methadone.json")  # active, 47 MME/day
     draft = mf.medication_request(mf.OXYCODONE_5, quantity=12)  # 30 MME/day
     [card] = order_sign(client, [draft], active=[methadone])
-    assert "77 MME/day in total" in card["summary"]
+    assert card["summary"] == "Opioids are not first-line for low back pain"
+    assert "**MME/day, total with the active opioid orders:** 77 MME/day" in card["detail"]
     assert card["indicator"] == "warning"

@@ -30,10 +30,9 @@ def _sources(ids: tuple[str, ...]) -> str:
     return f"**Guidelines:** {links}."
 
 
-def duration_summary(finding: RelaxantDurationFinding) -> str:
-    if finding.drafted:
-        return f"{DURATION_SUMMARY}: {_n(finding.days)}-day course ordered"
-    return f"{DURATION_SUMMARY}: active for {_n(finding.days)} days"
+def duration_summary(finding: RelaxantDurationFinding) -> str:  # noqa: ARG001
+    """RULES.md's wording, exactly; the course length leads the detail."""
+    return DURATION_SUMMARY
 
 
 def duration_detail(finding: RelaxantDurationFinding, max_days: int, suggested_days: int) -> str:

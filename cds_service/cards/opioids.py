@@ -44,15 +44,9 @@ def _days(value: float) -> str:
     return f"{figure} day" if figure == "1" else f"{figure} days"
 
 
-def summary(finding: OpioidOrderFinding) -> str:
-    parts = [SUMMARY]
-    if finding.total_mme_per_day is not None:
-        parts.append(f": {_n(finding.total_mme_per_day)} MME/day")
-        if any(o.mme_per_day is not None for o in finding.others):
-            parts.append(" in total")
-    if finding.benzodiazepines:
-        parts.append(", with a benzodiazepine")
-    return "".join(parts)
+def summary(finding: OpioidOrderFinding) -> str:  # noqa: ARG001 (same text whatever the figures)
+    """RULES.md's wording, exactly: the figures lead the detail (EHRs and tests match this text)."""
+    return SUMMARY
 
 
 def _order_line(order: OrderMme) -> str:
@@ -64,17 +58,24 @@ def _order_line(order: OrderMme) -> str:
 def _mme_lines(finding: OpioidOrderFinding) -> list[str]:
     lines = [f"**MME/day, this order:** {_order_line(finding.order)}."]
     if not finding.others:
-        lines.append("**MME/day, total:** the same: no other active or drafted opioid order.")
+        lines.append("**MME/day, total:** the same: no active opioid order.")
     else:
         total = (
             f"{_n(finding.total_mme_per_day)} MME/day"
             if finding.total_mme_per_day is not None
             else "cannot be computed"
         )
-        lines.append(f"**MME/day, total with the other opioid orders:** {total}.")
+        lines.append(f"**MME/day, total with the active opioid orders:** {total}.")
         for other in finding.others:
-            kind = "active" if other.active else "drafted"
-            lines.append(f"- {other.label} ({kind}): {_order_line(other)}")
+            lines.append(f"- {other.label} (active): {_order_line(other)}")
+    if finding.co_drafted:
+        drafted = [o.mme_per_day for o in finding.co_drafted if o.mme_per_day is not None]
+        together = (finding.total_mme_per_day or 0) + sum(drafted)
+        lines.append(
+            "**Also drafted now:** "
+            + "; ".join(f"{o.label}: {_order_line(o)}" for o in finding.co_drafted)
+            + f". Signed together: {_n(together)} MME/day."
+        )
     if finding.uncounted and finding.total_mme_per_day is not None:
         lines.append(
             "The total leaves out the orders whose MME/day cannot be computed: the real total is "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from cds_service.cards import red_flag_note
 from cds_service.cards.base import RenderContext
 from cds_service.logic.findings import Finding, Topic
 from cds_service.models import Card
@@ -29,5 +30,13 @@ RENDERERS: dict[Topic, Renderer] = _catalogue()
 
 
 def render_cards(findings: list[Finding], ctx: RenderContext) -> list[Card]:
-    """One card per finding, in the findings' order (already most urgent first)."""
-    return [RENDERERS[f.topic](f, ctx) for f in findings]
+    """One card per finding, in the findings' order (already most urgent first); every card but
+    the imaging one names the red flags in the record (red_flag_note)."""
+    cards = [RENDERERS[f.topic](f, ctx) for f in findings]
+    if not any(f.topic is not Topic.IMAGING_WITHOUT_RED_FLAGS for f in findings):
+        return cards
+    base = red_flag_note.record_report(ctx)
+    return [
+        card.model_copy(update={"detail": red_flag_note.add_red_flags(card.detail, f, ctx, base)})
+        for card, f in zip(cards, findings, strict=True)
+    ]

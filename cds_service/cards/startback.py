@@ -140,7 +140,7 @@ def render_screening(finding: Finding, ctx: RenderContext) -> Card:
     return make_card(
         ctx,
         finding,
-        summary=f"Screen with STarT Back: no risk stratification in the last {window} days",
+        summary="Screen with STarT Back",
         detail=detail,
         guideline_id="nice-ng59",
         suggestions=[task],

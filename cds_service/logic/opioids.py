@@ -15,7 +15,7 @@ When: a draft MedicationRequest to check (order-select: the selections; order-si
       Not for buprenorphine products, nor for an order whose reasonCode / reasonReference is
       opioid use disorder (treatment of OUD is not an analgesic prescription).
 Then: `warning` "Opioids are not first-line for low back pain"; `critical` when the total MME/day
-      (this order + the other drafted opioid orders + active opioid orders) is >= 90, or when a
+      (this order + the active opioid orders, as RULES.md defines it) is >= 90, or when a
       benzodiazepine is active or drafted (any draft, not only the selections). When a figure
       cannot be computed the card says why, and stays `warning` (`critical` with a benzodiazepine).
       Suggestions: days supply > 7 -> update the draft to a 7-day supply; MME/day >= 50 or a
@@ -54,8 +54,11 @@ class OpioidOrderFinding(Finding):
 
     medication: str
     order: OrderMme
-    # Other opioid orders counted in the total: the other drafts, then the active orders.
+    # The active opioid orders, counted in the total with this order (RULES.md).
     others: tuple[OrderMme, ...] = ()
+    # Other opioids drafted in the same session: shown, not counted (RULES.md counts this order
+    # plus the active orders; the card tells the prescriber what signing them all would add).
+    co_drafted: tuple[OrderMme, ...] = ()
     total_mme_per_day: float | None = None
     supply: SupplyDays | None = None
     refills: int = 0
@@ -158,7 +161,8 @@ def evaluate(record: PatientRecord, config: RuleConfig) -> Sequence[Finding]:
         this = next((f for r, f in figures if r is request), None) or order_mme(
             view, _reference(request), active=False
         )
-        others = tuple(f for r, f in figures if r is not request)
+        others = tuple(f for r, f in figures if r is not request and f.active)
+        co_drafted = tuple(f for r, f in figures if r is not request and not f.active)
         computed = [o.mme_per_day for o in (this, *others) if o.mme_per_day is not None]
         total = round(sum(computed), 1) if computed else None
         supply = days_supply(view)
@@ -173,6 +177,7 @@ def evaluate(record: PatientRecord, config: RuleConfig) -> Sequence[Finding]:
                 medication=view.label,
                 order=this,
                 others=others,
+                co_drafted=co_drafted,
                 total_mme_per_day=total,
                 supply=supply,
                 refills=max(repeats or 0, 0),
