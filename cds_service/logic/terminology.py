@@ -83,11 +83,25 @@ class ValueSet:
         default_factory=dict, compare=False, hash=False, repr=False
     )
 
+    _coding_matches: dict[tuple[str | None, str], bool] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
+
     def contains(self, coding: Coding) -> bool:
         if not coding.code:
             return False
-        system = normalise_system(coding.system)
-        code = normalise_code(system, coding.code)
+        key = (coding.system, coding.code)
+        cached = self._coding_matches.get(key)
+        if cached is None:
+            cached = self._contains(coding.system, coding.code)
+            if len(self._coding_matches) >= _TEXT_CACHE_SIZE:
+                self._coding_matches.clear()
+            self._coding_matches[key] = cached
+        return cached
+
+    def _contains(self, raw_system: str | None, raw_code: str) -> bool:
+        system = normalise_system(raw_system)
+        code = normalise_code(system, raw_code)
         if (system, code) in self.codes:
             return True
         if system == ICD10CM and self.icd10cm_prefixes:
@@ -120,8 +134,11 @@ class ValueSet:
         """A coding in the set, or (fallback) a text or display that names the concept."""
         if concept is None:
             return False
-        if self.matching_coding(concept) is not None:
-            return True
+        for coding in concept.coding:
+            if self.contains(coding):
+                return True
+        if self.text_pattern is None:
+            return False
         return any(self.matches_text(t) for t in concept.texts())
 
     def matches_any(self, concepts: Iterable[CodeableConcept | None]) -> bool:
