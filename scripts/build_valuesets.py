@@ -39,7 +39,7 @@ def local_value_set(
         "name": name.replace("-", "_"),
         "title": title,
         "status": "active",
-        "publisher": "lbp-cds (curated from ../shared/reference/clinical-codes.md)",
+        "publisher": "lbp-cds (curated from the shared reference clinical-codes.md)",
         "description": description,
         "extension": [{"url": TEXT, "valueString": p} for p in (patterns or [])],
         "compose": {"include": includes},
