@@ -117,3 +117,37 @@ def test_course_from_quantity_over_daily_dose() -> None:
 
 def test_course_unknown_without_any_figure() -> None:
     assert course_length(request(dosageInstruction=[{"text": "as directed"}])) is None
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "days"),
+    [
+        ("2026-01-01", "2026-01-15", 14.0),
+        ("2026-01-01", "2026-01-01", 0.0),
+        ("2026-01-15", "2026-01-01", None),
+        ("2026-01-01", None, None),
+    ],
+)
+def test_period_days(start: str, end: str | None, days: float | None) -> None:
+    from cds_service.logic.dosage import period_days
+    from cds_service.logic.fhir import Period
+
+    assert period_days(Period(start=start, end=end)) == days
+    assert period_days(None) is None
+
+
+def test_contained_resource_by_type_and_id() -> None:
+    from cds_service.logic.fhir import Condition, Medication, contained_resource
+
+    contained: list[dict[str, Any]] = [
+        {"resourceType": "Condition", "id": "a", "code": {"text": "Low back pain"}},
+        {"resourceType": "Medication", "id": "a", "code": {"text": "oxycodone"}},
+        {"resourceType": "Medication", "id": "bad", "code": "not a concept"},
+    ]
+    medication = contained_resource("#a", contained, Medication)
+    assert medication is not None
+    assert medication.code is not None
+    assert medication.code.text == "oxycodone"
+    assert contained_resource("#bad", contained, Medication) is None
+    assert contained_resource("Medication/a", contained, Medication) is None
+    assert contained_resource("#missing", contained, Condition) is None

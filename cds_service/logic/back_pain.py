@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 
 from cds_service.logic.dates import parse_fhir_date
-from cds_service.logic.fhir import CodeableConcept, Condition, DraftOrder
+from cds_service.logic.fhir import CodeableConcept, Condition, DraftOrder, contained_resource
 from cds_service.logic.terminology import value_set
 
 LBP_VALUE_SET = "lbp-diagnosis"
@@ -86,13 +86,7 @@ def resolve_condition(
     if not reference:
         return None
     if reference.startswith("#"):
-        for item in contained:
-            if item.get("resourceType") == "Condition" and item.get("id") == reference[1:]:
-                try:
-                    return Condition.model_validate(item)
-                except ValueError:
-                    return None
-        return None
+        return contained_resource(reference, contained, Condition)
     kind, _, rid = reference.rpartition("/")
     if kind and not kind.endswith("Condition"):
         return None

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cds_service.logic.dates import parse_fhir_date
-from cds_service.logic.fhir import Dosage, DoseAndRate, MedicationRequest, Quantity
+from cds_service.logic.fhir import Dosage, DoseAndRate, MedicationRequest, Period, Quantity
 
 _DAYS_PER_UNIT = {
     "a": 365.0,
@@ -141,6 +141,17 @@ class CourseLength:
     basis: str
 
 
+def period_days(period: Period | None) -> float | None:
+    """Whole days from a Period's start to its end; None when either is missing or unreadable,
+    or the end comes first."""
+    if period is None:
+        return None
+    start, end = parse_fhir_date(period.start), parse_fhir_date(period.end)
+    if start is None or end is None or end < start:
+        return None
+    return float((end - start).days)
+
+
 def supply_days_per_dispense(request: MedicationRequest) -> CourseLength | None:
     """Days one dispense covers: expectedSupplyDuration, else validityPeriod, else the dosage
     timing's bounds, else quantity / (dose x doses per day)."""
@@ -149,22 +160,18 @@ def supply_days_per_dispense(request: MedicationRequest) -> CourseLength | None:
         days = duration_days(dispense.expectedSupplyDuration)
         if days is not None:
             return CourseLength(days, "expected supply duration")
-        if dispense.validityPeriod is not None:
-            start = parse_fhir_date(dispense.validityPeriod.start)
-            end = parse_fhir_date(dispense.validityPeriod.end)
-            if start and end and end >= start:
-                return CourseLength(float((end - start).days), "validity period")
+        days = period_days(dispense.validityPeriod)
+        if days is not None:
+            return CourseLength(days, "validity period")
     dosage = primary_dosage(request)
     repeat = dosage.timing.repeat if dosage and dosage.timing else None
     if repeat is not None:
         days = duration_days(repeat.boundsDuration)
         if days is not None:
             return CourseLength(days, "dosage duration")
-        if repeat.boundsPeriod is not None:
-            start = parse_fhir_date(repeat.boundsPeriod.start)
-            end = parse_fhir_date(repeat.boundsPeriod.end)
-            if start and end and end >= start:
-                return CourseLength(float((end - start).days), "dosage period")
+        days = period_days(repeat.boundsPeriod)
+        if days is not None:
+            return CourseLength(days, "dosage period")
     if dispense is not None and dispense.quantity is not None and dispense.quantity.value:
         dose = dose_per_administration(dosage)
         per_day = doses_per_day(dosage)

@@ -8,6 +8,7 @@ strings), so one odd field never hides a whole resource from the rules.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -252,3 +253,22 @@ class QuestionnaireResponse(FhirModel):
 
 
 DraftOrder = MedicationRequest | ServiceRequest
+
+M = TypeVar("M", bound=FhirModel)
+
+
+def contained_resource(
+    reference: str, contained: Iterable[Mapping[str, Any]], model: type[M]
+) -> M | None:
+    """The contained resource a local reference ("#id") names, read as `model`; None when the
+    reference is not local, nothing of that type has the id, or it cannot be read."""
+    if not reference.startswith("#"):
+        return None
+    kind = model.model_fields["resourceType"].default
+    for item in contained:
+        if item.get("resourceType") == kind and item.get("id") == reference[1:]:
+            try:
+                return model.model_validate(item)
+            except ValueError:
+                return None
+    return None

@@ -24,11 +24,11 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from cds_service.logic.dates import parse_fhir_date
 from cds_service.logic.dosage import (
     dose_per_administration,
     doses_per_day,
     duration_days,
+    period_days,
     primary_dosage,
 )
 from cds_service.logic.drug_tables import mme_factor, strengths_for
@@ -368,11 +368,9 @@ def days_supply(view: MedicationView) -> SupplyDays | None:
         days = duration_days(repeat.boundsDuration)
         if days is not None and days > 0:
             return SupplyDays(days, "dosage duration")
-        if repeat.boundsPeriod is not None:
-            start = parse_fhir_date(repeat.boundsPeriod.start)
-            end = parse_fhir_date(repeat.boundsPeriod.end)
-            if start and end and end >= start:
-                return SupplyDays(float((end - start).days), "dosage period")
+        days = period_days(repeat.boundsPeriod)
+        if days is not None:
+            return SupplyDays(days, "dosage period")
     return None
 
 

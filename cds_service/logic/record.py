@@ -20,6 +20,7 @@ from cds_service.logic.fhir import (
     Procedure,
     QuestionnaireResponse,
     ServiceRequest,
+    contained_resource,
 )
 
 
@@ -102,12 +103,6 @@ class PatientRecord:
         if not ref:
             return None
         if ref.startswith("#"):
-            for item in request.contained:
-                if item.get("resourceType") == "Medication" and item.get("id") == ref[1:]:
-                    try:
-                        return Medication.model_validate(item)
-                    except ValueError:
-                        return None
-            return None
+            return contained_resource(ref, request.contained, Medication)
         med_id = ref.rsplit("/", 1)[-1]
         return self.medications.get(med_id)
