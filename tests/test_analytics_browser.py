@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from cds_service.analytics.aggregate import Window
 from cds_service.logic.findings import Topic
 from cds_service.store.db import CardLogEntry, Store
 from tests.servers import running_service
@@ -59,15 +60,22 @@ TRAFFIC: dict[str, tuple[int, float, float, list[tuple[str, str]]]] = {
 }
 
 
+WEEKS = 8
+
+
 def fill_store(database_url: str, now: datetime) -> dict[str, int]:
-    """Eight weeks of card log and feedback (with some for unknown cards); returns the counts."""
+    """Card log and feedback (with some for unknown cards) on every day of the page's `WEEKS`
+    Monday-aligned weeks up to `now`, whatever weekday that is; returns the counts."""
     rng = random.Random(8)
     store = Store(database_url)
     store.migrate()
     entries: list[CardLogEntry] = []
     feedback: list[dict[str, Any]] = []
-    for days_ago in range(56):
-        issued = now - timedelta(days=days_ago, hours=rng.randint(0, 8))
+    window_start = Window.ending(now.date(), WEEKS).since
+    first_day = window_start.date()
+    for offset in range((now.date() - first_day).days + 1):
+        day = first_day + timedelta(days=offset)
+        issued = min(now, datetime.combine(day, time(hour=rng.randint(0, 8)), tzinfo=UTC))
         for topic, (weight, accept, override, reasons) in TRAFFIC.items():
             for _ in range(rng.randint(0, weight)):
                 uuid = f"{topic}-{len(entries)}"
@@ -84,8 +92,8 @@ def fill_store(database_url: str, now: datetime) -> dict[str, int]:
                     feedback.append(
                         {**item, "outcome": "overridden", "overrideReason": {"reason": reason}}
                     )
-    for n in range(5):  # feedback for cards this service never issued
-        stamp = (now - timedelta(days=n)).isoformat()
+    for n in range(5):  # feedback for cards this service never issued, inside the window
+        stamp = max(now - timedelta(days=n), window_start).isoformat()
         feedback.append({"card": f"unknown-{n}", "outcome": "accepted", "outcomeTimestamp": stamp})
     store.log_cards(entries)
     store.save_feedback("lbp-order-sign", feedback)
@@ -113,13 +121,13 @@ def test_analytics_page_renders_svg_charts_in_chromium(service, tmp_path: Path) 
             page = browser.new_page(viewport={"width": 1000, "height": 900})
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            response = page.goto(f"{base_url}/analytics?weeks=8&token={ADMIN_TOKEN}")
+            response = page.goto(f"{base_url}/analytics?weeks={WEEKS}&token={ADMIN_TOKEN}")
             assert response is not None and response.status == 200
 
             topics = {t.value for t in Topic}
             weekly = page.locator("svg#chart-weekly")
             assert set(weekly.locator("text.topic-label").all_text_contents()) == topics
-            assert weekly.locator("rect.bar").count() > 8 * 4  # stacked columns, 8 weeks
+            assert weekly.locator("rect.bar").count() > WEEKS * 4  # stacked columns, 8 weeks
             bar_titles = weekly.locator("rect.bar title").all_text_contents()
             assert any(t.startswith("imaging-without-red-flags, week of ") for t in bar_titles)
 
@@ -142,7 +150,7 @@ def test_analytics_page_renders_svg_charts_in_chromium(service, tmp_path: Path) 
             page.click("text=4 weeks")
             assert "weeks=4" in page.url and f"token={ADMIN_TOKEN}" in page.url
             assert page.locator("svg#chart-weekly text.topic-label").count() == len(topics)
-            page.goto(f"{base_url}/analytics?weeks=8&token={ADMIN_TOKEN}")
+            page.goto(f"{base_url}/analytics?weeks={WEEKS}&token={ADMIN_TOKEN}")
             page.screenshot(path=str(tmp_path / "analytics.png"), full_page=True)
         finally:
             browser.close()

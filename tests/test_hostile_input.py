@@ -4,9 +4,9 @@ servers that misbehave or sit at private addresses. Never a 500, never a hang.
 
 from __future__ import annotations
 
+import asyncio
 import copy
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ import pytest
 import respx
 from fastapi.testclient import TestClient
 
+from cds_service.middleware import BodySizeLimit
 from tests.contract import assert_response_contract
 from tests.factories import (
     FHIR_BASE,
@@ -174,14 +175,12 @@ class Sweep:
     ],
     ids=["arrays", "objects", "inside-context"],
 )
-def test_json_nested_beyond_the_parser_limit_is_400_fast(
+def test_json_nested_beyond_the_parser_limit_is_400(
     client: TestClient, path: str, raw: bytes
 ) -> None:
-    started = time.perf_counter()
     response = post_raw(client, path, raw)
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["issue"][0]["diagnostics"]
-    assert time.perf_counter() - started < 1.0
 
 
 @pytest.mark.parametrize("depth", [100, 1_000])
@@ -204,17 +203,64 @@ def test_json_nested_just_under_the_limit_is_not_a_500(
     check_answer(post_raw(client, f"/cds-services/{service}", raw), service, (where, depth))
 
 
-def test_prefetch_bundle_of_100000_entries_over_the_size_limit_is_413_at_once(
+def test_prefetch_bundle_of_100000_entries_over_the_size_limit_is_413(
     client: TestClient,
 ) -> None:
     body = hook_request("patient-view", prefetch=chart_prefetch([back_pain()]))
     body["prefetch"]["conditions"]["entry"] *= 100_000
     raw = orjson.dumps(body)
     assert len(raw) > 5_000_000
-    started = time.perf_counter()
     response = post_raw(client, "/cds-services/lbp-patient-view", raw)
     assert response.status_code == 413
-    assert time.perf_counter() - started < 2.0
+
+
+def test_an_oversized_content_length_is_refused_before_the_body_is_read() -> None:
+    """The declared length decides: not one body message is received, the app never runs."""
+    app_ran = False
+
+    async def app(_scope: Any, _receive: Any, _send: Any) -> None:
+        nonlocal app_ran
+        app_ran = True
+
+    received: list[Any] = []
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        received.append(1)
+        return {"type": "http.request", "body": b"x" * 1024, "more_body": True}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "headers": [(b"content-length", b"44000000")]}
+    asyncio.run(BodySizeLimit(app, max_bytes=5_000_000)(scope, receive, send))
+    assert sent[0]["status"] == 413
+    assert received == []
+    assert not app_ran
+
+
+def test_a_body_without_length_is_read_only_up_to_the_limit() -> None:
+    """Chunked (no Content-Length): reading stops at the first chunk past the limit."""
+    chunks_read = 0
+
+    async def app(_scope: Any, receive: Any, _send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+
+    async def receive() -> dict[str, Any]:
+        nonlocal chunks_read
+        chunks_read += 1
+        return {"type": "http.request", "body": b"x" * 65_536, "more_body": True}
+
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "headers": []}
+    asyncio.run(BodySizeLimit(app, max_bytes=1_000_000)(scope, receive, send))
+    assert sent[0]["status"] == 413
+    assert chunks_read == 1_000_000 // 65_536 + 1
 
 
 @pytest.mark.parametrize(
@@ -257,19 +303,16 @@ def test_prefetch_bundle_of_100000_entries_over_the_size_limit_is_413_at_once(
     ],
     ids=["minimal-entries", "full-entries-44MB", "draft-orders"],
 )
-def test_100000_entries_are_answered_within_seconds(
+def test_100000_entries_are_answered(
     client_factory, service: str, make: Callable[[], dict], limit: int
 ) -> None:
+    # How long these take is measured in bench/, not asserted here.
     client = client_factory(max_body_bytes=limit)
     raw = orjson.dumps(make())
-    started = time.perf_counter()
     response = post_raw(client, f"/cds-services/{service}", raw)
-    elapsed = time.perf_counter() - started
     assert response.status_code == 200, response.text[:300]
     topics = assert_response_contract(response.json(), HOOK_OF[service])
     assert topics  # the one real entry still counts
-    # Measured on the dev container: 0.3 s (4 MB), 3.8 s (44 MB), 0.3 s (draft orders).
-    assert elapsed < 10.0, f"{elapsed:.1f} s for {len(raw) / 1e6:.1f} MB"
 
 
 def _grow(body: dict, at: tuple[str, ...], entry: dict) -> dict:
@@ -284,11 +327,10 @@ def test_a_million_junk_entries_are_skipped(client: TestClient) -> None:
     body = hook_request("patient-view", prefetch=chart_prefetch([back_pain()]))
     body["prefetch"]["conditions"]["entry"] += [1, None, {}, [], "x"] * 200_000
     raw = orjson.dumps(body)
-    started = time.perf_counter()
     response = post_raw(client, "/cds-services/lbp-patient-view", raw)
     assert response.status_code == 200
-    assert_response_contract(response.json(), "patient-view")
-    assert time.perf_counter() - started < 5.0
+    # The real back-pain Condition still counts among a million junk entries.
+    assert assert_response_contract(response.json(), "patient-view") == ["startback-screening"]
 
 
 # ---- wrong types everywhere --------------------------------------------------------------------
@@ -479,12 +521,13 @@ def test_next_links_to_a_private_address_are_not_followed(
 
 def test_a_next_link_loop_ends(open_client: TestClient, any_host: respx.MockRouter) -> None:
     looping = bundle([back_pain()], next_url=f"{FHIR_BASE}/Condition?page=again")
-    any_host.route(url__startswith=FHIR_BASE).respond(json=looping)
+    pages = any_host.route(url__startswith=f"{FHIR_BASE}/Condition").respond(json=looping)
+    any_host.route(url__startswith=FHIR_BASE).respond(json=bundle([]))
     body = hook_request("patient-view", fhir_server=FHIR_BASE, token="t")
-    started = time.perf_counter()
     response = post_raw(open_client, "/cds-services/lbp-patient-view", orjson.dumps(body))
-    assert response.status_code in (200, 412)
-    assert time.perf_counter() - started < 5.0
+    assert response.status_code == 412
+    # The first page and then `next` up to the page cap (CDS_FHIR_MAX_PAGES, 20 by default).
+    assert pages.call_count == open_client.app.state.settings.fhir_max_pages  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 Cases are generated from `create_app(...).openapi()` (valid and deliberately invalid data, per
 operation) and sent through the test client, so the app's lifespan, store and settings are the
-real ones. Bounded: a fixed number of examples per operation and mode, and a wall-clock budget.
+real ones. Bounded by a fixed number of examples per operation and mode (no wall-clock limit:
+how long it takes on a busy machine is not what it tests).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,6 @@ from tests.factories import (
     service_request,
 )
 from tests.jwt_helpers import BASE_URL, ISSUER, bearer, es_key, jwks
-
-BUDGET_SECONDS = 60.0
 
 
 def test_published_schema_resolves_every_reference(client: TestClient) -> None:
@@ -108,14 +106,13 @@ def fuzz(
     headers_for: Callable[[str], dict[str, str]] | None = None,
 ) -> int:
     """Every operation, positive and negative data; returns how many requests were sent."""
-    deadline = time.monotonic() + BUDGET_SECONDS
     sent = 0
     for operation, path_parameters in operations(client):
         valid = valid_hook_request(operation.path, path_parameters)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_parameters)
             try:
-                sent += run(client, strategy, examples, valid, headers_for, deadline)
+                sent += run(client, strategy, examples, valid, headers_for)
             except Unsatisfiable:
                 # An operation without parameters or body has no invalid variant (GET /healthz).
                 assert mode is GenerationMode.NEGATIVE
@@ -128,7 +125,6 @@ def run(
     examples: int,
     valid: dict | None,
     headers_for: Callable[[str], dict[str, str]] | None,
-    deadline: float,
 ) -> int:
     sent = 0
 
@@ -143,7 +139,6 @@ def run(
     @given(case=strategy, graft=st.booleans())
     def check(case: Any, graft: bool) -> None:
         nonlocal sent
-        assert time.monotonic() < deadline, "fuzzing over its time budget"
         if graft and valid is not None and isinstance(case.body, dict):
             case.body = grafted(valid, case.body)
         headers = headers_for(case.formatted_path) if headers_for else None
