@@ -46,6 +46,14 @@ class PrefetchUnavailable(CdsError):
     issue_code = "incomplete"
 
 
+class ServiceUnavailable(CdsError):
+    """A dependency the answer needs (the store) is down: 503 with `Retry-After`."""
+
+    status_code = 503
+    issue_code = "transient"
+    retry_after_seconds = 5
+
+
 def operation_outcome(
     code: str, diagnostics: str, expression: list[str] | None = None, severity: str = "error"
 ) -> dict[str, Any]:

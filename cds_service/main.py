@@ -18,12 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cds_service import __version__, openapi
 from cds_service.apps import startback as startback_app
 from cds_service.config import Settings, get_settings, is_loopback_url
-from cds_service.errors import CdsError, operation_outcome, pydantic_location
+from cds_service.errors import CdsError, ServiceUnavailable, operation_outcome, pydantic_location
 from cds_service.gc_pause import GcPauseMiddleware
 from cds_service.hooks import analytics, discovery, feedback, service_call
 from cds_service.logging_setup import configure_logging
 from cds_service.logic import terminology
-from cds_service.middleware import BodySizeLimit
+from cds_service.middleware import AnswerEveryRequest, BodySizeLimit
 from cds_service.responses import json_response
 from cds_service.security import JwksCache, check_trusted_issuers
 from cds_service.store.card_log_writer import CardLogWriter
@@ -116,11 +116,16 @@ def create_app(
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(GcPauseMiddleware)
+    app.add_middleware(AnswerEveryRequest)  # added last: outermost of ours
 
     @app.exception_handler(CdsError)
     async def cds_error(_request: Request, exc: CdsError) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return json_response(exc.operation_outcome(), exc.status_code, headers)
+        headers: dict[str, str] = {}
+        if exc.status_code == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, ServiceUnavailable):
+            headers["Retry-After"] = str(exc.retry_after_seconds)
+        return json_response(exc.operation_outcome(), exc.status_code, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
@@ -135,11 +140,6 @@ def create_app(
         return json_response(
             operation_outcome(code, str(exc.detail)), exc.status_code, dict(exc.headers or {})
         )
-
-    @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> Response:
-        log.error("unhandled error", exc_info=exc)
-        return json_response(operation_outcome("exception", "Internal error"), 500)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:

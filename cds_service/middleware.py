@@ -1,11 +1,16 @@
-"""ASGI middleware: the request body size limit (413 before the body is read in full)."""
+"""ASGI middleware: the request body size limit (413 before the body is read in full), and the
+last line of defence that turns an unexpected error into a 500 answer on a live connection."""
 
 from __future__ import annotations
+
+import logging
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds_service.errors import operation_outcome
+
+log = logging.getLogger("cds_service")
 
 
 class BodySizeLimit:
@@ -72,3 +77,48 @@ class BodySizeLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class AnswerEveryRequest:
+    """Outermost middleware: an unexpected exception becomes a logged 500 OperationOutcome.
+
+    Starlette's own error middleware re-raises after answering, and uvicorn then closes the
+    keep-alive connection; here the exception stops, so the client's connection stays usable.
+    When the answer had already started, nothing more can be sent: the error is only logged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.error(
+                "unhandled error", exc_info=exc, extra={"status": 500, "reason": "internal-error"}
+            )
+            if response_started:
+                return
+            body = orjson.dumps(operation_outcome("exception", "Internal error"))
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})

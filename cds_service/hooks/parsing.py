@@ -13,6 +13,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
+    # A UTF-8 byte order mark is allowed before JSON text (RFC 8259 §8.1: parsers may ignore it).
+    body = body.removeprefix(b"\xef\xbb\xbf")
     if not body:
         raise BadRequest("Request body is empty; a JSON object is required", expression=["body"])
     try:
