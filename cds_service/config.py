@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cds_service.logic.config import RuleConfig
+from cds_service.records.fhir_urls import UnsafeFhirUrl, allowed_by, parse_base
 
 LOOPBACK_ALLOWLIST = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
 
@@ -35,6 +36,10 @@ class IssuerTrust(BaseModel):
 
     jwks: str | list[str]
     public_base_url: str | None = None
+    # Pinned keys for a `jku` the issuer always sends (the CDS Hooks sandbox): jku URL -> local
+    # JWKS file. A token with a mapped jku is verified with that file and the URL is never
+    # fetched (offline set-ups, key pinning); any other jku is still refused.
+    jku: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("public_base_url")
     @classmethod
@@ -59,6 +64,10 @@ class Settings(BaseSettings):
     fhir_allow_anonymous: bool = False
     database_url: str = "sqlite:///./cds-service.db"
     max_body_bytes: int = Field(5_000_000, ge=1024)
+    # Largest FHIR answer read, counted after decompression; larger = 412 (CONTRACT v2).
+    fhir_max_response_bytes: int = Field(20_000_000, ge=1024)
+    # Most draft orders one hook call may carry; more = 400 (CONTRACT v2).
+    max_draft_orders: int = Field(500, ge=1, le=100_000)
 
     # Operational knobs beyond the contract table.
     fhir_timeout_seconds: float = Field(4.0, gt=0)
@@ -88,9 +97,12 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise_allowlist(cls, value: list[str]) -> list[str]:
         for prefix in value:
-            parts = urlsplit(prefix)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"CDS_FHIR_ALLOWLIST entry is not an http(s) URL: {prefix!r}")
+            try:
+                parse_base(prefix)
+            except UnsafeFhirUrl as exc:
+                raise ValueError(
+                    f"CDS_FHIR_ALLOWLIST entry is not a plain http(s) base URL ({exc}): {prefix!r}"
+                ) from None
         return [prefix.rstrip("/") for prefix in value]
 
     @field_validator("public_base_url")
@@ -102,24 +114,11 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     def fhir_server_allowed(self, url: str) -> bool:
-        """True when `url` starts with an allow-listed prefix at a URL boundary."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return False
-        if parts.username or parts.password:
-            return False
-        candidate = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
-        for prefix in self.fhir_allowlist:
-            p = urlsplit(prefix)
-            normalised = f"{p.scheme.lower()}://{p.netloc.lower()}{p.path}"
-            if candidate == normalised:
-                return True
-            if candidate.startswith(normalised):
-                boundary = candidate[len(normalised)]
-                # "http://127.0.0.1" admits any port on that host; a path prefix admits sub-paths.
-                if boundary == "/" or (boundary == ":" and not p.port and not p.path):
-                    return True
-        return False
+        """True when `url` is a safe http(s) URL at or below an allow-listed prefix; never raises.
+
+        "http://127.0.0.1" admits any port on that host; a path prefix admits sub-paths.
+        """
+        return allowed_by(url, self.fhir_allowlist)
 
 
 @lru_cache

@@ -243,3 +243,42 @@ def test_draft_medication_reference_without_fhir_access_is_not_an_error(client: 
     )
     body = hook_request("order-sign", prefetch=order_prefetch([back_pain()]), draft_orders=[draft])
     assert call(client, "lbp-order-sign", body).status_code == 200
+
+
+def test_a_bearer_token_that_is_not_printable_ascii_is_412_and_never_sent(
+    client: TestClient, fhir_mock: respx.MockRouter
+) -> None:
+    """A header value must be printable ASCII; httpx would raise UnicodeEncodeError (a 500)."""
+    route = fhir_mock.route().mock(return_value=httpx.Response(200, json=bundle([])))
+    for token in ["t\u00f6ken", "two words", "t\r\nX-Injected: 1"]:
+        response = call(
+            client,
+            "lbp-patient-view",
+            hook_request("patient-view", fhir_server=FHIR_BASE, token=token),
+        )
+        assert response.status_code == 412, token
+        assert "access_token" in response.json()["issue"][0]["diagnostics"]
+    assert not route.called
+
+
+def test_a_failed_medication_chunk_does_not_fail_the_call(
+    client: TestClient, fhir_mock: respx.MockRouter
+) -> None:
+    """Medications only refine identification: a FHIR error there leaves the drafts' own text."""
+    from tests import medication_factories as mf
+    from tests.factories import order_prefetch
+
+    med = fhir_mock.get(url__regex=r".*/Medication\?_id=.*").mock(return_value=httpx.Response(500))
+    draft = mf.medication_request(
+        None, medication_reference="Medication/med-oxy", supply_days=3, quantity=12
+    )
+    body = hook_request(
+        "order-sign",
+        prefetch=order_prefetch([back_pain()]),
+        draft_orders=[draft],
+        fhir_server=FHIR_BASE,
+        token="t",
+    )
+    response = call(client, "lbp-order-sign", body)
+    assert response.status_code == 200, response.text
+    assert med.call_count == 1

@@ -21,9 +21,11 @@ from cds_service.errors import BadRequest, PrefetchUnavailable
 from cds_service.models import HookRequest
 from cds_service.records.data import DataKey, prefetch_template, render_template
 from cds_service.records.fhir_client import FhirClient, FhirUnavailable, bundle_resources, next_link
+from cds_service.records.fhir_urls import UnsafeFhirUrl, parse_base
 
 MEDICATION_ID_CHUNK = 50
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+BEARER_TOKEN = re.compile(r"[!-~]{1,8192}")
 
 
 @dataclass
@@ -37,23 +39,34 @@ class ResolvedData:
 def fhir_client_for(
     request: HookRequest, settings: Settings, http: httpx.AsyncClient
 ) -> tuple[FhirClient | None, str]:
-    """A client for the request's FHIR server, or None and the reason it may not be used."""
+    """A client for the request's FHIR server, or None and the reason it may not be used.
+
+    A `fhirServer` that is not a plain http(s) base URL is refused outright (412), whether or
+    not its data is needed: nothing is ever sent to it.
+    """
     server = request.fhirServer
     if not server:
         return None, "the request has no fhirServer"
-    if not settings.fhir_server_allowed(server):
+    try:
+        base = parse_base(server)
+    except UnsafeFhirUrl as exc:
+        raise PrefetchUnavailable(
+            f"fhirServer is not a plain http(s) base URL: it {exc}", expression=["fhirServer"]
+        ) from None
+    if not settings.fhir_server_allowed(str(base)):
         return None, "fhirServer is not on the service's FHIR allow-list (CDS_FHIR_ALLOWLIST)"
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
     if token is None and not settings.fhir_allow_anonymous:
         return None, "the request has no fhirAuthorization"
+    if token is not None and not BEARER_TOKEN.fullmatch(token):
+        # An HTTP header carries printable ASCII only; anything else cannot be sent as is.
+        return None, "fhirAuthorization.access_token is not a usable bearer token"
     client = FhirClient(
         http,
-        server,
+        base,
         access_token=token,
         max_pages=settings.fhir_max_pages,
-        url_allowed=lambda url: (
-            url.startswith(server.rstrip("/")) and settings.fhir_server_allowed(url)
-        ),
+        max_response_bytes=settings.fhir_max_response_bytes,
     )
     return client, ""
 
@@ -99,16 +112,28 @@ async def resolve_data(
             f"Data needed but not prefetched ({missing}) and the FHIR server cannot be used: {reason}",
             expression=[f"prefetch.{k.value}" for k in to_fetch],
         )
-    for key in list(to_continue):
+    for key, url in list(to_continue.items()):
         if client is None:
             # A paginated prefetch without FHIR access: use the pages given, and say so in the log.
             out.sources[key.value] = "prefetch-partial"
             del to_continue[key]
+            continue
+        # Every `next` link is checked before the first call, so a bad one contacts nothing.
+        try:
+            to_continue[key] = client.checked_url(url)
+        except FhirUnavailable as exc:
+            raise PrefetchUnavailable(
+                f"prefetch.{key.value} has a next link the service will not follow: {exc}",
+                expression=[f"prefetch.{key.value}"],
+            ) from None
 
     drafts = _draft_resources(request.context)
     if client is not None and (to_fetch or to_continue or _unresolved_medications(out, drafts)):
+        # One deadline for everything sent to the FHIR server: connects, pool waits, every page
+        # and the Medication follow-up (httpx's own timeouts are per phase and would add up).
+        client.deadline = asyncio.get_running_loop().time() + settings.fhir_timeout_seconds
         try:
-            async with asyncio.timeout(settings.fhir_timeout_seconds):
+            async with asyncio.timeout_at(client.deadline):
                 await _fetch_all(
                     client, to_fetch, to_continue, patient_id, out, settings.fhir_page_size
                 )
@@ -143,9 +168,11 @@ async def _fetch_all(
     jobs = [fetch(k) for k in to_fetch] + [follow(u) for u in to_continue.values()]
     results = await asyncio.gather(*jobs, return_exceptions=True)
     failed: list[str] = []
+    reasons: list[str] = []
     for key, result in zip([*to_fetch, *to_continue], results, strict=True):
         if isinstance(result, FhirUnavailable):
             failed.append(key.value)
+            reasons.append(f"{key.value} ({result})")
         elif isinstance(result, BaseException):
             raise result
         elif key in to_continue:
@@ -156,7 +183,7 @@ async def _fetch_all(
             out.sources[key.value] = "fhir"
     if failed:
         raise PrefetchUnavailable(
-            f"The FHIR server could not provide: {', '.join(failed)}",
+            f"The FHIR server could not provide: {'; '.join(reasons)}",
             expression=[f"prefetch.{k}" for k in failed],
         )
 
@@ -199,12 +226,14 @@ async def _fetch_referenced_medications(
         return
     resources = out.resources.setdefault(DataKey.MEDICATION_REQUESTS, [])
     chunks = [ids[i : i + MEDICATION_ID_CHUNK] for i in range(0, len(ids), MEDICATION_ID_CHUNK)]
-    try:
-        found = await asyncio.gather(
-            *(client.search(f"Medication?_id={','.join(c)}") for c in chunks)
-        )
-    except FhirUnavailable:
-        # Medications only refine identification; the order's own text and display still count.
-        return
+    # return_exceptions: a failed chunk must not leave its siblings running past the call.
+    found = await asyncio.gather(
+        *(client.search(f"Medication?_id={','.join(c)}") for c in chunks), return_exceptions=True
+    )
     for batch in found:
+        if isinstance(batch, FhirUnavailable):
+            # Medications only refine identification; the order's own text and display still count.
+            continue
+        if isinstance(batch, BaseException):
+            raise batch
         resources.extend(m for m in batch if m.get("resourceType") == "Medication")
