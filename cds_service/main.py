@@ -93,8 +93,12 @@ def create_app(
             try:
                 yield
             finally:
-                await card_log.stop()
-                store.close()
+                # The card log is written before the store closes (uvicorn has answered every
+                # call in flight by now); see card_log_writer for what a stop guarantees.
+                try:
+                    await card_log.stop()
+                finally:
+                    store.close()
 
     app = FastAPI(
         title="Low back pain CDS Hooks service",
@@ -145,6 +149,14 @@ def create_app(
     async def healthz() -> dict[str, str]:
         """Liveness probe: no auth, no PHI."""
         return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness")
+    async def readyz(request: Request) -> dict[str, str]:
+        """Readiness probe: 200 when the store answers a ping, else 503 (no auth, no PHI)."""
+        store: Store = request.app.state.store
+        if not await store.answers():
+            raise ServiceUnavailable("The store (database) is not answering")
+        return {"status": "ready"}
 
     openapi.install(app)
     app.include_router(discovery.router)

@@ -6,13 +6,16 @@ tests/test_postgres_replicas.py runs the same checks on PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 
+from cds_service.errors import ServiceUnavailable
 from cds_service.store import db
 from cds_service.store.db import Store
 from cds_service.store.migrations import MIGRATIONS, applied_versions
@@ -147,4 +150,47 @@ def test_feedback_strings_the_wire_allows_are_stored(
     row = store.feedback_rows()[0]
     assert row["card_uuid"] == card
     assert row["user_comment"] == comment.replace("\x00", "\ufffd")
+    store.close()
+
+
+def test_an_error_that_is_not_an_outage_is_not_hidden(tmp_path: Path) -> None:
+    """Only "cannot reach the database" becomes ServiceUnavailable; a bug stays a bug."""
+
+    @db._store_call
+    def broken() -> None:
+        raise IntegrityError("INSERT ...", {}, Exception("duplicate key"))
+
+    with pytest.raises(IntegrityError):
+        broken()
+    store = store_at(tmp_path / "never-migrated.db")
+    with pytest.raises(ServiceUnavailable):  # SQLite reports a missing table as operational
+        store.card_log_rows()
+    store.close()
+
+
+def test_readiness_ping_runs_off_the_event_loop_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = store_at(tmp_path / "ping.db")
+    store.migrate()
+    release = threading.Event()
+    pings: list[int] = []
+
+    def hung_ping() -> None:
+        pings.append(1)
+        assert release.wait(timeout=10)
+
+    monkeypatch.setattr(store, "ping", hung_ping)
+
+    async def probes() -> list[bool]:
+        first = await store.answers(timeout=0.05)
+        second = await store.answers(timeout=0.05)
+        assert len(pings) == 1  # the hung ping is awaited again, not repeated
+        release.set()
+        third = await store.answers(timeout=5)
+        return [first, second, third]
+
+    assert asyncio.run(probes()) == [False, False, True]
+    monkeypatch.undo()
+    assert asyncio.run(store.answers()) is True
     store.close()

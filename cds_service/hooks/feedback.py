@@ -1,4 +1,7 @@
-"""`POST /cds-services/{id}/feedback`: stored durably, idempotent, 200 `{}`."""
+"""`POST /cds-services/{id}/feedback`: stored durably, idempotent, 200 `{}`.
+
+Stored before the answer: when the store cannot be reached it raises ServiceUnavailable, so the
+EHR gets 503 with Retry-After and can send the feedback again (a repeat is ignored)."""
 
 from __future__ import annotations
 

@@ -3,15 +3,26 @@
 SQLAlchemy Core, so one code path serves both databases. No PHI is stored: the card log keeps
 card uuid, service, topic, indicator, hookInstance and time; feedback keeps what the EHR sent
 about a card (outcome, suggestion ids, override reason, comment).
+
+A database that cannot be reached (refused or dropped connection, server shutting down, pool
+exhausted, SQLite file that cannot be opened or stays locked) raises one domain error,
+`ServiceUnavailable` (503 with Retry-After), from every store method; any other database error
+propagates as a bug. PostgreSQL connections are pinged when taken from the pool, so the store
+recovers by itself when the server is back; a connection attempt gives up after
+CONNECT_TIMEOUT_SECONDS.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -27,13 +38,72 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    make_url,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from cds_service.errors import ServiceUnavailable
 from cds_service.store import migrations
+
+log = logging.getLogger("cds_service.store")
+
+# libpq's connect_timeout: a server that does not answer (host down, packets dropped) fails the
+# call after this long instead of the TCP timeout of minutes. Refused connections fail at once.
+CONNECT_TIMEOUT_SECONDS = 3
+# Waiting for a pooled connection longer than this means the database is not keeping up.
+POOL_TIMEOUT_SECONDS = 10
+# /readyz: a store that does not answer SELECT 1 within this is reported not ready.
+PING_TIMEOUT_SECONDS = 2.0
+# Six columns a row: 3,000 bind parameters a statement.
+CARD_LOG_ROWS_PER_STATEMENT = 500
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _is_unavailable(exc: SQLAlchemyError) -> bool:
+    """The database cannot be reached or used right now (as opposed to a bad statement)."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def _store_call(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn "the database cannot be reached" into ServiceUnavailable; the driver's message (no
+    SQL parameters, so no PHI) is logged, the answer says only that the store is unavailable."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            if not _is_unavailable(exc):
+                raise
+            cause = exc.orig if isinstance(exc, DBAPIError) else exc
+            log.warning(
+                "store unavailable",
+                extra={
+                    "operation": method.__name__,
+                    "error": type(cause).__name__,
+                    "detail": str(cause).strip()[:300],
+                },
+            )
+            raise ServiceUnavailable("The store (database) is unavailable; retry later") from exc
+
+    return call
+
 
 # The query-side view of the tables; their DDL lives in migrations.py (a test keeps them equal).
 metadata = MetaData()
@@ -98,17 +168,55 @@ class Store:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
+            # A connection that died with the server (restart, failover) is replaced when next
+            # taken from the pool, so the store recovers without a restart of the service.
             kwargs["pool_pre_ping"] = True
+            kwargs["pool_timeout"] = POOL_TIMEOUT_SECONDS
+            if url.startswith("postgresql") and "connect_timeout" not in make_url(url).query:
+                kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        # /readyz pings run here, one at a time: a database that hangs ties up this one thread,
+        # not the request thread pool, and probes arriving meanwhile wait for the same ping.
+        self._ping_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-ping")
+        self._ping: Future[bool] | None = None
 
     def migrate(self) -> list[int]:
         """Apply missing schema migrations (idempotent; safe when several replicas start)."""
         return migrations.migrate(self.engine)
 
     def close(self) -> None:
+        self._ping_thread.shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()
+
+    @_store_call
+    def ping(self) -> None:
+        """SELECT 1; ServiceUnavailable when the database does not answer."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def _answers(self) -> bool:
+        try:
+            self.ping()
+        except ServiceUnavailable:
+            return False
+        except Exception:
+            log.exception("store ping failed")
+            return False
+        return True
+
+    async def answers(self, timeout: float = PING_TIMEOUT_SECONDS) -> bool:
+        """Whether the store answers a ping within `timeout` seconds, without blocking the event
+        loop (the ping runs in the store's ping thread)."""
+        ping = self._ping
+        if ping is None or ping.done():
+            ping = self._ping = self._ping_thread.submit(self._answers)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(ping), timeout)
+        except TimeoutError:
+            log.warning("store ping timed out", extra={"timeout_seconds": timeout})
+            return False
 
     def _insert_ignore(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> int:
         if not rows:
@@ -127,6 +235,7 @@ class Store:
 
     # ---- feedback ---------------------------------------------------------------------------
 
+    @_store_call
     def save_feedback(self, service_id: str, items: Iterable[dict[str, Any]]) -> int:
         """Store feedback items; a repeat of the same item is ignored. Returns rows added."""
         now = datetime.now(UTC)
@@ -153,6 +262,7 @@ class Store:
         with self.engine.begin() as conn:
             return self._insert_ignore(conn, feedback, rows)
 
+    @_store_call
     def feedback_rows(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             result = conn.execute(select(feedback).order_by(feedback.c.id))
@@ -160,11 +270,18 @@ class Store:
 
     # ---- card log ---------------------------------------------------------------------------
 
+    @_store_call
     def log_cards(self, entries: Sequence[CardLogEntry]) -> None:
+        """Insert the entries (one transaction; a card already logged is skipped)."""
         rows = [{**e.__dict__, "hook_instance": _text(e.hook_instance)} for e in entries]
         with self.engine.begin() as conn:
-            self._insert_ignore(conn, card_log, rows)
+            # A backlog kept through an outage can hold many thousands of entries: one statement
+            # per chunk stays under the bind-parameter limits (SQLite 32,766, PostgreSQL 65,535).
+            for start in range(0, len(rows), CARD_LOG_ROWS_PER_STATEMENT):
+                chunk = rows[start : start + CARD_LOG_ROWS_PER_STATEMENT]
+                self._insert_ignore(conn, card_log, chunk)
 
+    @_store_call
     def card_log_rows(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             result = conn.execute(select(card_log).order_by(card_log.c.issued_at))
@@ -172,6 +289,7 @@ class Store:
 
     # ---- analytics (read-only; topics, times, outcomes and override codings, never comments) -
 
+    @_store_call
     def cards_issued_since(self, since: datetime) -> list[dict[str, Any]]:
         """card_uuid, topic, indicator and issued_at of the cards issued at or after `since`."""
         c = card_log.c
@@ -183,6 +301,7 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    @_store_call
     def feedback_since(self, since: datetime) -> list[dict[str, Any]]:
         """Feedback on the cards issued since `since`, and feedback received since then for cards
         the card log does not hold (`topic` None), in the order received."""
@@ -206,6 +325,7 @@ class Store:
 
     # ---- JWT replay cache -------------------------------------------------------------------
 
+    @_store_call
     def remember_jti(self, issuer: str, jti: str, keep_until: datetime) -> bool:
         """Record a token id; False when it was seen before (a replay)."""
         key = hashlib.sha256(f"{issuer}\x00{jti}".encode()).hexdigest()
@@ -215,6 +335,7 @@ class Store:
             added = self._insert_ignore(conn, jwt_replay, [{"key": key, "expires_at": keep_until}])
         return added == 1
 
+    @_store_call
     def prune(self, older_than: timedelta) -> None:
         cutoff = datetime.now(UTC) - older_than
         with self.engine.begin() as conn:
