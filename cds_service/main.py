@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cds_service import __version__, openapi
+from cds_service import __version__, api_docs, openapi
 from cds_service.apps import startback as startback_app
 from cds_service.config import Settings, get_settings, is_loopback_url
 from cds_service.errors import CdsError, ServiceUnavailable, operation_outcome, pydantic_location
@@ -105,6 +105,11 @@ def create_app(
         version=__version__,
         description="CDS Hooks 2.0 services for low back pain (see README and CONTRACT.md).",
         lifespan=lifespan,
+        # FastAPI's own pages load Swagger UI from a CDN and are open to anyone: api_docs serves
+        # /docs and /openapi.json from local files, behind CDS_ADMIN_TOKEN.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.clock = clock or date.today
@@ -164,6 +169,7 @@ def create_app(
     app.include_router(feedback.router)
     app.include_router(analytics.router)
     app.include_router(startback_app.router)
+    app.include_router(api_docs.router)
     return app
 
 

@@ -6,10 +6,13 @@ the reason goes to the log only (with `iss`, `kid` and `jti`, never the token).
 Checks, in the order of the CDS Hooks best-practices page:
 1. a bearer token whose header names an allow-listed asymmetric `alg` and a `kid`;
 2. `iss` is a trusted issuer (CDS_TRUSTED_ISSUERS: issuer -> JWKS location(s));
-3. `jku`, when present, is one of that issuer's configured JWKS URLs (never fetched otherwise);
+3. `jku`, when present, is one of that issuer's configured JWKS URLs, or one its entry pins to a
+   local JWKS file (then the file is read and the URL never fetched); any other `jku` is refused
+   and never fetched;
 4. the key `kid` from the issuer's JWKS has the type and curve the `alg` needs;
-5. the signature, `aud` = public base URL + path called, `exp`, `iat` (not in the future), with
-   a small clock-skew leeway;
+5. the signature, `aud` = public base URL + path called, `exp`, `iat` (not in the future, nor
+   older than CDS_JTI_TTL_SECONDS), with a small clock-skew leeway; `exp`, `iat` and `nbf` must be
+   JSON numbers (RFC 7519 NumericDate), not strings or booleans;
 6. `jti` was never seen before (shared store, so every replica refuses a replay).
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +86,12 @@ def jwks_locations(settings: Settings) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def pinned_jku(settings: Settings, issuer: str) -> dict[str, str]:
+    """The issuer's `jku` URLs that are verified with a local JWKS file instead (long form only)."""
+    trust = settings.trusted_issuers.get(issuer)
+    return dict(trust.jku) if isinstance(trust, IssuerTrust) else {}
+
+
 def audience_base(settings: Settings, issuer: str) -> str:
     """The base URL this issuer's JWTs carry in `aud`: its own entry's, else CDS_PUBLIC_BASE_URL."""
     trust = settings.trusted_issuers.get(issuer)
@@ -100,6 +110,16 @@ def check_trusted_issuers(settings: Settings) -> None:
                 raise ValueError(
                     f"CDS_TRUSTED_ISSUERS[{issuer!r}]: JWKS location {location!r} must be an "
                     "https URL or a local file path"
+                )
+        for jku, pinned in pinned_jku(settings, issuer).items():
+            if not jku.startswith("https://"):
+                raise ValueError(
+                    f"CDS_TRUSTED_ISSUERS[{issuer!r}]: jku {jku!r} must be an https URL"
+                )
+            if "://" in pinned or not pinned:
+                raise ValueError(
+                    f"CDS_TRUSTED_ISSUERS[{issuer!r}]: the JWKS pinned for jku {jku!r} must be "
+                    "a local file path"
                 )
     if settings.require_auth and not settings.trusted_issuers:
         log.warning("CDS_TRUSTED_ISSUERS is empty: every CDS call will be refused (401)")
@@ -308,9 +328,26 @@ async def _verify(request: Request, settings: Settings, seen: _Seen) -> None:
     if not locations or not isinstance(iss, str):
         raise Unauthorized("issuer is not trusted")
     if jku is not None:
-        if not isinstance(jku, str) or not jku.startswith("https://") or jku not in locations:
+        pinned = pinned_jku(settings, iss)
+        if isinstance(jku, str) and jku in pinned:
+            # The operator pinned this jku to a local file: the URL itself is never fetched.
+            locations = (pinned[jku],)
+        elif not isinstance(jku, str) or not jku.startswith("https://") or jku not in locations:
             raise Unauthorized("jku is not a JWKS URL configured for this issuer")
-        locations = (jku,)
+        else:
+            locations = (jku,)
+    now = time.time()
+    leeway = settings.jwt_leeway_seconds
+    # PyJWT reads numeric strings ("exp": "1798761600") and booleans as dates: RFC 7519 says a
+    # NumericDate is a JSON number. Checked before the JWKS is read: a malformed token costs no
+    # fetch.
+    iat = _numeric_date(unverified, "iat")
+    _numeric_date(unverified, "exp")
+    _numeric_date(unverified, "nbf", required=False)
+    # A jti is remembered for CDS_JTI_TTL_SECONDS: a token issued before that could be replayed
+    # once its jti is forgotten, so it is refused, whatever its exp says.
+    if iat is not None and iat < now - settings.jti_ttl_seconds - leeway:
+        raise Unauthorized("iat is older than CDS_JTI_TTL_SECONDS")
 
     cache: JwksCache = request.app.state.jwks_cache
     http: httpx.AsyncClient = request.app.state.http_client
@@ -327,7 +364,6 @@ async def _verify(request: Request, settings: Settings, seen: _Seen) -> None:
         raise Unauthorized("kid not found in the issuer's JWKS")
     key = verification_key(jwk, alg)
 
-    leeway = settings.jwt_leeway_seconds
     try:
         claims = jwt.decode(
             token,
@@ -348,7 +384,6 @@ async def _verify(request: Request, settings: Settings, seen: _Seen) -> None:
     # A jti is remembered for CDS_JTI_TTL_SECONDS (1 h, the spec's "maximum duration of all
     # JWTs"). A token valid for longer could be replayed once its jti is forgotten, so it is
     # refused; real clients sign for minutes (the sandbox: 5).
-    now = time.time()
     if float(claims["exp"]) > now + settings.jti_ttl_seconds:
         raise Unauthorized("exp is further away than CDS_JTI_TTL_SECONDS")
     keep_until = datetime.fromtimestamp(now, UTC) + timedelta(
@@ -357,6 +392,24 @@ async def _verify(request: Request, settings: Settings, seen: _Seen) -> None:
     first_use = await run_in_threadpool(request.app.state.store.remember_jti, iss, jti, keep_until)
     if not first_use:
         raise Unauthorized("jti was already used (replay)")
+
+
+# Beyond this a float loses whole seconds; no real JWT date comes near (year 285 million).
+MAX_NUMERIC_DATE = 2**53
+
+
+def _numeric_date(claims: dict[str, Any], name: str, *, required: bool = True) -> float | None:
+    """A NumericDate claim: a finite JSON number (int or float, not bool, not a string)."""
+    if name not in claims:
+        if required:
+            raise Unauthorized(f"{name} is missing")
+        return None
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Unauthorized(f"{name} is not a JSON number")
+    if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > MAX_NUMERIC_DATE:
+        raise Unauthorized(f"{name} is not a usable date")
+    return float(value)
 
 
 def _bearer_token(request: Request) -> str:

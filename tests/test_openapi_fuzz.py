@@ -109,10 +109,11 @@ def fuzz(
     sent = 0
     for operation, path_parameters in operations(client):
         valid = valid_hook_request(operation.path, path_parameters)
+        documented = set(operation.definition.raw.get("responses", {}))
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_parameters)
             try:
-                sent += run(client, strategy, examples, valid, headers_for)
+                sent += run(client, strategy, examples, valid, headers_for, documented)
             except Unsatisfiable:
                 # An operation without parameters or body has no invalid variant (GET /healthz).
                 assert mode is GenerationMode.NEGATIVE
@@ -125,6 +126,7 @@ def run(
     examples: int,
     valid: dict | None,
     headers_for: Callable[[str], dict[str, str]] | None,
+    documented: set[str],
 ) -> int:
     sent = 0
 
@@ -146,6 +148,11 @@ def run(
         sent += 1
         assert response.status_code < 500, (
             f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+        )
+        # Every answer is one the schema documents for this operation (no 422, no surprise).
+        assert str(response.status_code) in documented, (
+            f"{case.method} {case.formatted_path}: {response.status_code} is not documented "
+            f"({sorted(documented)})"
         )
 
     check()

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service.config import Settings
+from cds_service.config import IssuerTrust, Settings
 from cds_service.main import UnsafeSettings, create_app
 from cds_service.security import JwksCache, Unauthorized, parse_jwks, verification_key
 from tests.conftest import StartedClients
@@ -263,8 +263,8 @@ REJECTIONS: dict[str, tuple[Callable[[SigningKey, SigningKey], str | None], str]
         "no kid",
     ),
     "no jti": (lambda es, _rs: es.sign(drop=("jti",)), "MissingRequiredClaimError"),
-    "no exp": (lambda es, _rs: es.sign(drop=("exp",)), "MissingRequiredClaimError"),
-    "no iat": (lambda es, _rs: es.sign(drop=("iat",)), "MissingRequiredClaimError"),
+    "no exp": (lambda es, _rs: es.sign(drop=("exp",)), "exp is missing"),
+    "no iat": (lambda es, _rs: es.sign(drop=("iat",)), "iat is missing"),
     "no aud": (lambda es, _rs: es.sign(drop=("aud",)), "MissingRequiredClaimError"),
     "exp beyond the replay window": (
         lambda es, _rs: es.sign(exp=int(time.time()) + 7200),
@@ -289,6 +289,57 @@ def test_rejected_token_is_a_bare_401_and_the_reason_is_logged(
         assert token not in logged
         signature = token.split(".")[-1]
         assert not signature or signature not in logged
+
+
+# ---- NumericDate claims: JSON numbers only, iat within the replay window -----------------------
+
+# Review finding: `"exp": "<digits>"` and `"iat": 1` (1970) were accepted. Each case below is the
+# exact claim sent; every one is now a bare 401 with the reason logged.
+DATE_CLAIM_REJECTIONS: dict[str, tuple[Callable[[int], dict[str, Any]], str]] = {
+    'exp "<now+300>" (numeric string)': (
+        lambda now: {"exp": str(now + 300)},
+        "exp is not a JSON number",
+    ),
+    'iat "<now>" (numeric string)': (lambda now: {"iat": str(now)}, "iat is not a JSON number"),
+    "iat 1 (1970-01-01T00:00:01Z)": (lambda _now: {"iat": 1}, "iat is older than"),
+    "iat 3,800 s ago (before the 3,600 s jti window and its 60 s leeway)": (
+        lambda now: {"iat": now - 3800, "exp": now + 60},
+        "iat is older than",
+    ),
+    "exp true": (lambda _now: {"exp": True}, "exp is not a JSON number"),
+    "iat false": (lambda _now: {"iat": False}, "iat is not a JSON number"),
+    "exp null": (lambda _now: {"exp": None}, "exp is not a JSON number"),
+    "exp [now+300]": (lambda now: {"exp": [now + 300]}, "exp is not a JSON number"),
+    "exp Infinity": (lambda _now: {"exp": float("inf")}, "exp is not a usable date"),
+    "exp NaN": (lambda _now: {"exp": float("nan")}, "exp is not a usable date"),
+    "exp 10**400": (lambda _now: {"exp": 10**400}, "exp is not a usable date"),
+    'nbf "0" (numeric string)': (lambda _now: {"nbf": "0"}, "nbf is not a JSON number"),
+}
+
+
+@pytest.mark.parametrize("case", list(DATE_CLAIM_REJECTIONS))
+def test_date_claims_must_be_json_numbers_and_iat_recent(
+    auth_client, es384: SigningKey, security_log, case: str
+) -> None:
+    make_claims, reason = DATE_CLAIM_REJECTIONS[case]
+    token = es384.sign(**make_claims(int(time.time())))
+    assert_bare_401(patient_view(auth_client(), token))
+    assert any(reason in r for r in refusal_reasons(security_log)), refusal_reasons(security_log)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        pytest.param(lambda now: {"exp": now + 300.5, "iat": now - 0.25}, id="float dates"),
+        pytest.param(lambda now: {"iat": now - 3400, "exp": now + 60}, id="iat 3,400 s ago"),
+        pytest.param(lambda now: {"nbf": now - 10}, id="nbf a number"),
+    ],
+)
+def test_numeric_dates_inside_the_window_are_accepted(
+    auth_client, es384: SigningKey, claims: Callable[[int], dict[str, Any]]
+) -> None:
+    token = es384.sign(**claims(int(time.time())))
+    assert patient_view(auth_client(), token).status_code == 200
 
 
 def test_authorization_that_is_not_bearer_is_401(auth_client, es384: SigningKey) -> None:
@@ -506,6 +557,119 @@ def test_sandbox_shaped_token_is_accepted_with_a_sandbox_trust_entry(
         assert response.status_code == 200
         assert_response_contract(response.json(), "patient-view")
     assert route.call_count == 1
+
+
+def sandbox_token(key: SigningKey, jku: str = SANDBOX_JKU) -> str:
+    now = int(time.time())
+    return key.sign(
+        headers={"jku": jku}, iss=SANDBOX_ISS, iat=now, exp=now + 300, jti=str(uuid.uuid4())
+    )
+
+
+@pytest.fixture
+def sandbox_stand_in(tmp_path: Path) -> tuple[SigningKey, Path]:
+    """A P-384 key under the sandbox's kid, its public JWKS in a local file (the pinned copy)."""
+    key = SigningKey(ec.generate_private_key(ec.SECP384R1()), "ES384", SANDBOX_KID)
+    path = tmp_path / "sandbox-jwks.json"
+    path.write_text(json.dumps(jwks(key)))
+    return key, path
+
+
+def test_sandbox_jku_pinned_to_a_local_file_is_verified_offline(
+    auth_client, jwks_router: respx.MockRouter, sandbox_stand_in: tuple[SigningKey, Path]
+) -> None:
+    # Review finding: the sandbox always sends jku https://sandbox.cds-hooks.org/.well-known/
+    # jwks.json; with only a local file trusted every call was 401, and ["<jku>", file] tried
+    # only the URL. The long form maps that jku to the file: the URL is never fetched.
+    key, pinned = sandbox_stand_in
+    url = jwks_router.get(SANDBOX_JKU).respond(json=jwks(es_key("attacker")))
+    trust = {"jwks": str(pinned), "jku": {SANDBOX_JKU: str(pinned)}}
+    client = auth_client(trusted_issuers={SANDBOX_ISS: trust})
+    discovery = client.get("/cds-services", headers=bearer(sandbox_token_for(key, "/cds-services")))
+    assert discovery.status_code == 200
+    for _ in range(2):
+        response = patient_view(client, sandbox_token(key))
+        assert response.status_code == 200
+        assert_response_contract(response.json(), "patient-view")
+    assert not url.called
+    assert jwks_router.calls.call_count == 0
+
+
+def sandbox_token_for(key: SigningKey, path: str) -> str:
+    now = int(time.time())
+    return key.sign(
+        path,
+        headers={"jku": SANDBOX_JKU},
+        iss=SANDBOX_ISS,
+        iat=now,
+        exp=now + 300,
+        jti=str(uuid.uuid4()),
+    )
+
+
+@pytest.mark.parametrize(
+    "jku",
+    [
+        "https://sandbox.cds-hooks.org/.well-known/jwks.json?x=1",
+        "https://sandbox.cds-hooks.org/other/jwks.json",
+        "https://evil.example.org/.well-known/jwks.json",
+        "http://sandbox.cds-hooks.org/.well-known/jwks.json",
+    ],
+)
+def test_jku_not_pinned_is_refused_and_never_fetched(
+    auth_client,
+    jwks_router: respx.MockRouter,
+    sandbox_stand_in: tuple[SigningKey, Path],
+    security_log,
+    jku: str,
+) -> None:
+    key, pinned = sandbox_stand_in
+    anywhere = jwks_router.route().respond(json=jwks(key))
+    trust = {"jwks": str(pinned), "jku": {SANDBOX_JKU: str(pinned)}}
+    client = auth_client(trusted_issuers={SANDBOX_ISS: trust})
+    assert_bare_401(patient_view(client, sandbox_token(key, jku)))
+    assert not anywhere.called
+    assert refusal_reasons(security_log) == ["jku is not a JWKS URL configured for this issuer"]
+
+
+def test_pinned_jku_with_a_kid_not_in_the_file_is_refused_without_fetching(
+    auth_client, jwks_router: respx.MockRouter, sandbox_stand_in: tuple[SigningKey, Path]
+) -> None:
+    key, pinned = sandbox_stand_in
+    url = jwks_router.get(SANDBOX_JKU).respond(json=jwks(key))
+    other = SigningKey(key.private, "ES384", "rotated-kid")
+    trust = {"jwks": str(pinned), "jku": {SANDBOX_JKU: str(pinned)}}
+    client = auth_client(trusted_issuers={SANDBOX_ISS: trust})
+    assert_bare_401(patient_view(client, sandbox_token(other)))
+    assert not url.called
+
+
+def test_pinned_jku_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, sandbox_stand_in: tuple[SigningKey, Path]
+) -> None:
+    _key, pinned = sandbox_stand_in
+    value = {SANDBOX_ISS: {"jwks": str(pinned), "jku": {SANDBOX_JKU: str(pinned)}}}
+    monkeypatch.setenv("CDS_TRUSTED_ISSUERS", json.dumps(value))
+    trust = Settings().trusted_issuers[SANDBOX_ISS]
+    assert isinstance(trust, IssuerTrust)
+    assert trust.jku == {SANDBOX_JKU: str(pinned)}
+
+
+@pytest.mark.parametrize(
+    ("jku_map", "message"),
+    [
+        ({SANDBOX_JKU: "https://mirror.example.org/jwks.json"}, "must be a local file path"),
+        ({SANDBOX_JKU: ""}, "must be a local file path"),
+        ({"http://sandbox.cds-hooks.org/.well-known/jwks.json": "keys.json"}, "https URL"),
+    ],
+)
+def test_unusable_jku_pin_is_refused_at_start_up(
+    settings_factory: Callable[..., Settings], jku_map: dict[str, str], message: str
+) -> None:
+    trust = {"jwks": "keys.json", "jku": jku_map}
+    settings = settings_factory(require_auth=True, trusted_issuers={SANDBOX_ISS: trust})
+    with pytest.raises(ValueError, match=message):
+        create_app(settings)
 
 
 def test_committed_sandbox_jwks_is_a_valid_p384_es384_key() -> None:

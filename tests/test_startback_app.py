@@ -198,3 +198,111 @@ def test_score_rejects_incomplete_or_unknown_answers(app_client, body, where: st
     outcome = response.json()
     assert outcome["resourceType"] == "OperationOutcome"
     assert where in outcome["issue"][0]["expression"][0]
+
+
+# ---- launch checks: which `iss` the app may contact, and development mode ------------------------
+
+EHR_FHIR = "https://ehr.example.org/fhir"
+# The review's input: a launch whose iss is a server nobody configured (here on loopback, a
+# port of the attacker's choosing). The page sent its smart-configuration request, and then the
+# real client_id and redirect_uri, there.
+ATTACKER_LAUNCH = "/apps/startback?launch=xyz&iss=http://127.0.0.3:8443/fhir"
+
+
+@pytest.fixture
+def prod_app(client_factory):
+    """Auth on, an https EHR and loopback on the FHIR allow-list; respx refuses any outbound call."""
+    return client_factory(
+        require_auth=True, fhir_allowlist=[EHR_FHIR, "http://127.0.0.1", "http://fhir.example.org"]
+    )
+
+
+def assert_refused_page(response, words: str) -> None:
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["cache-control"] == "no-store"
+    assert 'role="alert"' in response.text and words in response.text
+    assert "startback.js" not in response.text  # no script runs on a refused launch
+
+
+def test_launch_from_an_iss_off_the_allow_list_is_refused_before_anything_is_fetched(
+    prod_app, fhir_mock
+) -> None:
+    response = prod_app.get(ATTACKER_LAUNCH)
+    assert_refused_page(response, "not on the service&#x27;s FHIR allow-list")
+    config = prod_app.get("/apps/startback/config?launch=xyz&iss=http://127.0.0.3:8443/fhir")
+    assert config.status_code == 400
+    outcome = config.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["expression"] == ["iss"]
+    assert "allow-list" in outcome["issue"][0]["diagnostics"]
+    assert "clientId" not in config.text
+    assert not fhir_mock.calls
+
+
+@pytest.mark.parametrize(
+    ("iss", "words"),
+    [
+        ("http://fhir.example.org/r4", "must be an https URL"),  # allow-listed, but plain http
+        ("https://ehr.example.org.evil.test/fhir", "allow-list"),
+        ("https://ehr.example.org/fhirx", "allow-list"),
+        ("https://user@ehr.example.org/fhir", "not a plain http(s) base URL"),
+        ("https://ehr.example.org/fhir?x=1", "not a plain http(s) base URL"),
+        ("https://ehr.example.org/fhir#frag", "not a plain http(s) base URL"),
+        ("https://ehr.example.org/fhir/../admin", "not a plain http(s) base URL"),
+        ("https://ehr.example.org/fhir\r\nX: 1", "not a plain http(s) base URL"),
+        ("https://ehr.example.org:99999/fhir", "not a plain http(s) base URL"),
+        ("javascript:alert(1)//ehr.example.org/fhir", "not a plain http(s) base URL"),
+        ("", "not a plain http(s) base URL"),
+    ],
+)
+def test_iss_that_is_not_an_allow_listed_https_base_is_refused(
+    prod_app, iss: str, words: str
+) -> None:
+    page = prod_app.get("/apps/startback", params={"launch": "xyz", "iss": iss})
+    assert_refused_page(page, words)
+    config = prod_app.get("/apps/startback/config", params={"launch": "xyz", "iss": iss})
+    assert config.status_code == 400
+    assert words in config.json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize(
+    "iss", [EHR_FHIR, EHR_FHIR + "/", EHR_FHIR + "/r4", "http://127.0.0.1:8091/fhir"]
+)
+def test_launch_from_an_allow_listed_iss_is_served(prod_app, iss: str) -> None:
+    page = prod_app.get("/apps/startback", params={"launch": "xyz", "iss": iss})
+    assert page.status_code == 200
+    assert "startback.js" in page.text
+    config = prod_app.get("/apps/startback/config", params={"launch": "xyz", "iss": iss})
+    assert config.status_code == 200
+    assert config.json()["iss"] == iss
+    assert config.json()["developmentMode"] is False
+
+
+def test_development_mode_is_refused_when_auth_is_required(prod_app) -> None:
+    # The review's input: ?iss=&patient= showed that server's patient on the service's origin,
+    # without sign-in, while CDS_REQUIRE_AUTH was on.
+    query = {"iss": "http://127.0.0.1:8091/fhir", "patient": "p-1"}
+    assert_refused_page(prod_app.get("/apps/startback", params=query), "Development mode")
+    config = prod_app.get("/apps/startback/config", params=query)
+    assert config.status_code == 400
+    assert config.json()["issue"][0]["expression"] == ["patient"]
+
+
+def test_development_mode_works_with_auth_off_but_only_for_allow_listed_servers(
+    client_factory,
+) -> None:
+    client = client_factory(require_auth=False, fhir_allowlist=["http://127.0.0.1"])
+    query = {"iss": "http://127.0.0.1:8091/fhir", "patient": "p-1"}
+    assert client.get("/apps/startback", params=query).status_code == 200
+    config = client.get("/apps/startback/config", params=query).json()
+    assert config["developmentMode"] is True and config["iss"] == query["iss"]
+    other = {"iss": "http://127.0.0.3:8091/fhir", "patient": "p-1"}
+    assert_refused_page(client.get("/apps/startback", params=other), "allow-list")
+
+
+def test_page_without_launch_parameters_and_the_callback_are_served(prod_app) -> None:
+    assert prod_app.get("/apps/startback").status_code == 200
+    callback = prod_app.get("/apps/startback", params={"code": "c-1", "state": "s-1"})
+    assert callback.status_code == 200
+    assert "developmentMode" in prod_app.get("/apps/startback/config").json()

@@ -6,7 +6,15 @@ Routes:
 - `GET /apps/startback`: the page. EHR launch (`launch` + `iss`): SMART App Launch with PKCE, in
   the browser. Development: `?iss=<open FHIR base>&patient=<id>`. The browser writes to the FHIR
   server itself; the service never sees the access token.
-- `GET /apps/startback/config`: the SMART client id, scopes and the Questionnaire.
+- `GET /apps/startback/config`: the SMART client id, scopes and the Questionnaire; given the
+  page's `iss`/`launch`/`patient`, it checks them as the page does (the script asks before it
+  contacts any server).
+
+Launch checks (`launch_problem`): the page sends the EHR's authorization request, with the real
+client id and redirect URI, to whatever `iss` names, and in development mode shows that server's
+patient on this service's origin. So `iss` must be a plain FHIR base URL on CDS_FHIR_ALLOWLIST,
+https unless loopback, and development mode (`patient` without `launch`, no sign-in) exists only
+when CDS_REQUIRE_AUTH is false. Anything else is a 400 before any server is contacted.
 - `POST /apps/startback/score`: the answers scored by `logic.startback` (the same code that reads
   results back in hook calls) and, given a patient, the transaction Bundle to write: a completed
   QuestionnaireResponse and the total, subscale and risk Observations, validated with
@@ -15,6 +23,7 @@ Routes:
 
 from __future__ import annotations
 
+import html
 import json
 import uuid
 from datetime import UTC, datetime
@@ -22,12 +31,13 @@ from functools import cache
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from cds_service.cards.startback import APP_PATH, CARE_DETAIL
+from cds_service.config import Settings, is_loopback_url
 from cds_service.deps import SettingsDep
 from cds_service.errors import BadRequest, CdsError
 from cds_service.hooks.parsing import parse_json_object, validate
@@ -35,7 +45,8 @@ from cds_service.logic import startback
 from cds_service.logic.fhir import QuestionnaireResponse
 from cds_service.logic.startback import QUESTIONNAIRE_PATH, RiskGroup, Score
 from cds_service.logic.terminology import value_set
-from cds_service.openapi import body_schema
+from cds_service.openapi import body_schema, error_responses
+from cds_service.records.fhir_urls import UnsafeFhirUrl, parse_base
 from cds_service.responses import json_response
 
 router = APIRouter(tags=["startback-app"])
@@ -45,7 +56,8 @@ STATIC_FILES = {
     "startback.js": "text/javascript; charset=utf-8",
     "startback.css": "text/css; charset=utf-8",
 }
-# The page talks to whichever FHIR server launched it, so connect-src cannot be narrowed.
+# The page talks to the (allow-listed) FHIR server that launched it and to the authorization
+# server that FHIR server names, which can be any host: connect-src cannot be narrowed here.
 PAGE_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -102,9 +114,88 @@ async def get_questionnaire(settings: SettingsDep) -> Response:
     )
 
 
-@router.get(APP_PATH, summary="STarT Back questionnaire app", response_class=HTMLResponse)
-async def page() -> Response:
+IssQuery = Annotated[str | None, Query(description="the EHR's FHIR base URL (SMART launch)")]
+LaunchQuery = Annotated[str | None, Query(description="the EHR's launch id (SMART EHR launch)")]
+PatientQuery = Annotated[
+    str | None, Query(description="development mode only (CDS_REQUIRE_AUTH=false): a patient id")
+]
+
+
+def iss_problem(settings: Settings, iss: str) -> str | None:
+    """Why `iss` may not be used as the launching FHIR server, or None when it may."""
+    try:
+        parse_base(iss)  # the same URL rules as a hook request's fhirServer
+    except UnsafeFhirUrl:
+        return "The FHIR server address (iss) is not a plain http(s) base URL."
+    if not iss.lower().startswith("https://") and not is_loopback_url(iss):
+        return "The FHIR server address (iss) must be an https URL."
+    if not settings.fhir_server_allowed(iss):
+        return (
+            "This FHIR server (iss) is not on the service's FHIR allow-list "
+            "(CDS_FHIR_ALLOWLIST): the app does not connect to it."
+        )
+    return None
+
+
+def launch_problem(
+    settings: Settings, *, iss: str | None, launch: str | None, patient: str | None
+) -> tuple[str, str] | None:
+    """Why the page's launch parameters are refused and which one, or None (see the module
+    docstring)."""
+    if iss is not None:
+        problem = iss_problem(settings, iss)
+        if problem:
+            return problem, "iss"
+    if patient is not None and launch is None and settings.require_auth:
+        return (
+            "Development mode (?iss=&patient=, no sign-in) is off because the service requires "
+            "authentication (CDS_REQUIRE_AUTH): launch the app from the EHR.",
+            "patient",
+        )
+    return None
+
+
+class LaunchRefused(CdsError):
+    status_code = 400
+    issue_code = "security"
+
+
+def _refusal_page(message: str) -> HTMLResponse:
+    body = (
+        '<!doctype html>\n<html lang="en">\n<head>\n  <meta charset="utf-8">\n'
+        '  <meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "  <title>STarT Back questionnaire: launch refused</title>\n"
+        '  <link rel="stylesheet" href="startback/static/startback.css">\n</head>\n<body>\n'
+        '  <header class="banner"><h1>STarT Back questionnaire</h1></header>\n  <main>\n'
+        '    <p class="status">The questionnaire could not start.</p>\n'
+        f'    <div id="error" class="error" role="alert">{html.escape(message)}</div>\n'
+        "  </main>\n</body>\n</html>\n"
+    )
+    return HTMLResponse(body, status_code=400, headers=PAGE_HEADERS)
+
+
+@router.get(
+    APP_PATH,
+    summary="STarT Back questionnaire app",
+    response_class=HTMLResponse,
+    responses={
+        400: {
+            "description": "Launch refused: `iss` not allow-listed, not https (except loopback) "
+            "or malformed; or development mode while authentication is required",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def page(
+    settings: SettingsDep,
+    iss: IssQuery = None,
+    launch: LaunchQuery = None,
+    patient: PatientQuery = None,
+) -> Response:
     """The single-page app (SMART EHR launch, or `?iss=...&patient=...` for development)."""
+    problem = launch_problem(settings, iss=iss, launch=launch, patient=patient)
+    if problem:
+        return _refusal_page(problem[0])
     return HTMLResponse(_static("startback.html"), headers=PAGE_HEADERS)
 
 
@@ -120,15 +211,30 @@ async def static_file(name: str) -> Response:
     )
 
 
-@router.get(APP_PATH + "/config", summary="SMART client settings and the Questionnaire")
-async def app_config(settings: SettingsDep) -> Response:
-    return json_response(
-        {
-            "clientId": settings.smart_client_id,
-            "scope": SMART_SCOPE,
-            "questionnaire": questionnaire(settings.public_base_url),
-        }
-    )
+@router.get(
+    APP_PATH + "/config",
+    summary="SMART client settings and the Questionnaire",
+    responses=error_responses(400),
+)
+async def app_config(
+    settings: SettingsDep,
+    iss: IssQuery = None,
+    launch: LaunchQuery = None,
+    patient: PatientQuery = None,
+) -> Response:
+    """The page's settings; with the page's launch parameters, 400 when they are refused."""
+    problem = launch_problem(settings, iss=iss, launch=launch, patient=patient)
+    if problem:
+        raise LaunchRefused(problem[0], expression=[problem[1]])
+    config: dict[str, Any] = {
+        "clientId": settings.smart_client_id,
+        "scope": SMART_SCOPE,
+        "questionnaire": questionnaire(settings.public_base_url),
+        "developmentMode": not settings.require_auth,
+    }
+    if iss is not None:
+        config["iss"] = iss  # checked above: the only server the script may contact
+    return json_response(config)
 
 
 FhirId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-\.]{1,64}$")]

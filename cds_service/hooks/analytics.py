@@ -7,7 +7,6 @@ development), else every request is refused with 401.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated
@@ -16,9 +15,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from cds_service.admin_auth import admin_allowed
 from cds_service.analytics.aggregate import Summary, Window, summarise
 from cds_service.analytics.page import render_csv, render_page
-from cds_service.config import Settings
 from cds_service.deps import ClockDep, SettingsDep, StoreDep
 from cds_service.store.db import Store
 
@@ -35,22 +34,6 @@ _PAGE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
 )
-
-
-def supplied_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.query_params.get("token") or None
-
-
-def admin_allowed(request: Request, settings: Settings) -> bool:
-    expected = settings.admin_token.get_secret_value() if settings.admin_token else ""
-    if not expected:
-        return not settings.require_auth
-    given = supplied_token(request)
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
 def _refused() -> Response:

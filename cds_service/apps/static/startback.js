@@ -1,7 +1,11 @@
 // STarT Back questionnaire app: SMART App Launch (EHR launch, authorization code + PKCE), the
 // 9 items rendered from the service's Questionnaire, scoring by the service, and the write of a
 // QuestionnaireResponse plus three Observations to the FHIR server, straight from the browser.
-// Development: ?iss=<open FHIR base>&patient=<id> skips authorization.
+// Development: ?iss=<open FHIR base>&patient=<id> skips authorization (only when the service
+// runs with CDS_REQUIRE_AUTH=false).
+// The script contacts no FHIR or authorization server before the service has accepted the
+// launch's iss (allow-listed, https except loopback): it sends the client id and redirect URI
+// there, and shows what that server returns on this origin.
 "use strict";
 
 (() => {
@@ -40,6 +44,31 @@
     return response.json();
   }
 
+  // The app's settings; the service checks the launch parameters and answers 400 when it
+  // refuses them (its OperationOutcome says why).
+  async function loadConfig(params) {
+    const query = new URLSearchParams();
+    ["iss", "launch", "patient"].forEach((name) => {
+      if (params.has(name)) query.set(name, params.get(name));
+    });
+    const response = await fetch(`${APP}/config?${query}`, { headers: { Accept: "application/json" } });
+    let body = null;
+    try { body = await response.json(); } catch (error) { body = null; }
+    if (!response.ok) {
+      const issue = ((body && body.issue) || [])[0] || {};
+      throw new Error(issue.diagnostics || `The app's settings could not be read (HTTP ${response.status}).`);
+    }
+    return body;
+  }
+
+  // Only an iss the service accepted for this page is ever contacted.
+  function checkedIss(iss) {
+    if (!iss || config.iss !== iss) {
+      throw new Error("This FHIR server (iss) was not accepted by the service: the app does not connect to it.");
+    }
+    return iss;
+  }
+
   function trimBase(url) {
     return url.replace(/\/+$/, "");
   }
@@ -76,6 +105,7 @@
   }
 
   async function startEhrLaunch(iss, launch) {
+    checkedIss(iss);
     setStatus("Connecting to the EHR…");
     const smart = await smartConfiguration(iss);
     if (!smart.authorization_endpoint || !smart.token_endpoint) {
@@ -346,7 +376,7 @@
 
   async function main() {
     const params = new URLSearchParams(location.search);
-    config = await getJson(`${APP}/config`);
+    config = await loadConfig(params);
     if (params.get("error")) {
       throw new Error(`The EHR did not authorize the app: ${params.get("error_description") || params.get("error")}.`);
     }
@@ -356,7 +386,11 @@
       await startEhrLaunch(params.get("iss"), params.get("launch"));
       return;
     } else if (params.get("iss") && params.get("patient")) {
-      fhir = { base: trimBase(params.get("iss")), patient: params.get("patient"), token: null, encounter: null };
+      if (!config.developmentMode) {
+        throw new Error("Development mode is off because the service requires authentication: launch the app from the EHR.");
+      }
+      const iss = checkedIss(params.get("iss"));
+      fhir = { base: trimBase(iss), patient: params.get("patient"), token: null, encounter: null };
     }
     renderForm(config.questionnaire);
     $("form").addEventListener("change", onChange);
