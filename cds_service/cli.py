@@ -11,6 +11,32 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+# Connection limits passed to uvicorn (and the same in the Dockerfile CMD).
+# - keep-alive timeout: an idle connection is closed this many seconds after its last answer.
+# - limit_concurrency: more open connections (or running requests) than this per worker get an
+#   immediate 503 instead of queueing without bound; it counts idle and half-sent connections too.
+# - h11 with max_incomplete_event_size: a request head larger than this is refused (400) instead
+#   of buffered; httptools has no such cap (a 1 MB header is held in memory).
+# uvicorn has no timeout for a request head that never completes (slowloris): measured, 30
+# connections sending half a header were all still open after 2.5 keep-alive periods. The limits
+# above bound what each costs (one socket, at most 16 KB buffered) and how many count before new
+# calls get 503; closing them needs a header timeout in front of the service (a reverse proxy or
+# load balancer, e.g. nginx `client_header_timeout`).
+KEEP_ALIVE_SECONDS = 5
+LIMIT_CONCURRENCY = 200
+MAX_HEADER_BYTES = 16 * 1024
+HTTP_PROTOCOL = "h11"
+
+
+def uvicorn_limits(args: argparse.Namespace) -> dict[str, object]:
+    """The connection limits `serve` gives uvicorn."""
+    return {
+        "http": HTTP_PROTOCOL,
+        "timeout_keep_alive": args.timeout_keep_alive,
+        "limit_concurrency": args.limit_concurrency,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+    }
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -18,6 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
     from cds_service.config import get_settings
     from cds_service.main import UnsafeSettings, create_app
 
+    limits = uvicorn_limits(args)
     if args.workers > 1:
         uvicorn.run(
             "cds_service.main:app",
@@ -26,6 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             log_level=args.log_level,
             access_log=False,
+            **limits,  # type: ignore[arg-type]
         )
         return 0
     try:
@@ -33,7 +61,14 @@ def _serve(args: argparse.Namespace) -> int:
     except (UnsafeSettings, ValueError) as exc:
         print(f"cds-service: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        **limits,  # type: ignore[arg-type]
+    )
     return 0
 
 
@@ -47,6 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--timeout-keep-alive",
+        type=int,
+        default=KEEP_ALIVE_SECONDS,
+        metavar="S",
+        help=f"close an idle keep-alive connection after S seconds (default {KEEP_ALIVE_SECONDS})",
+    )
+    serve.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=LIMIT_CONCURRENCY,
+        metavar="N",
+        help="answer 503 once N connections or requests are open, per worker "
+        f"(default {LIMIT_CONCURRENCY})",
+    )
     serve.set_defaults(func=_serve)
     _add_fire(sub)
     _add_seed(sub)

@@ -36,6 +36,10 @@ def find_draft(ctx: RenderContext, reference: str | None) -> MedicationRequest |
     return None
 
 
+# Beyond this a float no longer holds whole units exactly; no real dispense comes near it.
+MAX_QUANTITY = 2.0**53
+
+
 def shortened(
     order: MedicationRequest,
     *,
@@ -71,9 +75,17 @@ def shortened(
         "code": "d",
     }
     quantity = dispense.get("quantity")
-    if isinstance(quantity, dict) and quantity.get("value") and current_days:
-        scaled = quantity["value"] * days / current_days
-        quantity["value"] = max(math.floor(scaled + 1e-9), 1) if scaled >= 1 else round(scaled, 2)
+    if isinstance(quantity, dict) and current_days:
+        value = _number(quantity.get("value"))
+        scaled = value * (days / current_days) if value is not None else None
+        if scaled is None or not math.isfinite(scaled) or not 0 < scaled <= MAX_QUANTITY:
+            # An unreadable or absurd quantity cannot be scaled: the supply is then the duration
+            # alone, so the suggestion stays valid R4 rather than echoing a value that is not one.
+            del dispense["quantity"]
+        else:
+            quantity["value"] = (
+                max(math.floor(scaled + 1e-9), 1) if scaled >= 1 else round(scaled, 2)
+            )
     if drop_refills and dispense.get("numberOfRepeatsAllowed"):
         dispense["numberOfRepeatsAllowed"] = 0
     for dosage in resource.get("dosageInstruction", []):
@@ -138,3 +150,17 @@ def naloxone_request(ctx: RenderContext) -> dict[str, Any]:
     if ctx.user_id and "/" in ctx.user_id:
         resource["requester"] = {"reference": ctx.user_id}
     return resource
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number, or a numeric string sent by a lenient client; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None

@@ -1,4 +1,9 @@
-"""The opioid-order card: MME/day and days supply first, then the CDC 2022 points that apply."""
+"""The opioid-order card: MME/day and days supply first, then the CDC 2022 points that apply.
+
+Every list the card shows is bounded (the first few items, then "and N more", each name cut to
+`NAME_CHARS`), so a call with hundreds of drafts or active orders gives cards of bounded size and
+an answer linear in the number of drafts (RULES.md v2).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from cds_service.logic.config import RuleConfig
 from cds_service.logic.findings import Finding
 from cds_service.logic.guidelines import guideline
 from cds_service.logic.mme import OrderMme
-from cds_service.logic.opioids import OpioidOrderFinding
+from cds_service.logic.opioids import CoDrafted, OpioidOrderFinding
 from cds_service.models import Card, Suggestion
 
 SOURCE_GUIDELINE = "cdc-opioid-2022"
@@ -33,6 +38,30 @@ INSTEAD = (
     "contraindicated), or a skeletal muscle relaxant for a short course (ACP 2017).",
     "- Exercise therapy, spinal manipulation, massage or acupuncture for pain that persists.",
 )
+
+
+# Active opioid orders listed one per line before "and N more"; benzodiazepines and muscle
+# relaxants named before "and N more"; characters of a drug name shown.
+ACTIVE_LISTED = 5
+NAMES_LISTED = 5
+NAME_CHARS = 80
+
+
+def _short(name: str) -> str:
+    """A drug name cut to NAME_CHARS, keeping a trailing "(drafted)" / "(active)"."""
+    if len(name) <= NAME_CHARS:
+        return name
+    tail = ""
+    if name.endswith(")") and " (" in name:
+        at = name.rindex(" (")
+        name, tail = name[:at], name[at:]
+    return name[: NAME_CHARS - 3].rstrip() + "..." + tail
+
+
+def _some(names: tuple[str, ...]) -> str:
+    listed = "; ".join(_short(n) for n in names[:NAMES_LISTED])
+    more = len(names) - NAMES_LISTED
+    return listed + (f"; and {more} more" if more > 0 else "")
 
 
 def _n(value: float) -> str:
@@ -66,16 +95,13 @@ def _mme_lines(finding: OpioidOrderFinding) -> list[str]:
             else "cannot be computed"
         )
         lines.append(f"**MME/day, total with the active opioid orders:** {total}.")
-        for other in finding.others:
-            lines.append(f"- {other.label} (active): {_order_line(other)}")
-    if finding.co_drafted:
-        drafted = [o.mme_per_day for o in finding.co_drafted if o.mme_per_day is not None]
-        together = (finding.total_mme_per_day or 0) + sum(drafted)
-        lines.append(
-            "**Also drafted now:** "
-            + "; ".join(f"{o.label}: {_order_line(o)}" for o in finding.co_drafted)
-            + f". Signed together: {_n(together)} MME/day."
-        )
+        for other in finding.others[:ACTIVE_LISTED]:
+            lines.append(f"- {_short(other.label)} (active): {_order_line(other)}")
+        more = len(finding.others) - ACTIVE_LISTED
+        if more > 0:
+            lines.append(f"- and {more} more active opioid orders, counted in the total")
+    if finding.co_drafted.count:
+        lines.append(_co_drafted_line(finding.co_drafted, finding.total_mme_per_day))
     if finding.uncounted and finding.total_mme_per_day is not None:
         lines.append(
             "The total leaves out the orders whose MME/day cannot be computed: the real total is "
@@ -84,9 +110,30 @@ def _mme_lines(finding: OpioidOrderFinding) -> list[str]:
     return lines
 
 
+def _co_drafted_line(co: CoDrafted, total: float | None) -> str:
+    """The other drafted opioids in one bounded line: how many, the first few names, their
+    combined MME/day, and what signing them all with this order would give."""
+    names = "; ".join(_short(label) + (f" (x{n})" if n > 1 else "") for label, n in co.named)
+    if co.unnamed > 0:
+        names += f"; and {co.unnamed} more"
+    orders = "1 other opioid order" if co.count == 1 else f"{co.count} other opioid orders"
+    if co.uncomputed == co.count:
+        figure = "their MME/day cannot be computed"
+    else:
+        figure = f"{_n(co.mme_per_day)} MME/day combined"
+        if co.uncomputed:
+            figure += f", leaving out {co.uncomputed} whose MME/day cannot be computed"
+    line = f"**Also drafted now:** {orders} ({names}): {figure}."
+    if total is not None or co.uncomputed < co.count:
+        line += f" Signed together: {_n((total or 0) + co.mme_per_day)} MME/day."
+    return line
+
+
 def _supply_line(finding: OpioidOrderFinding, config: RuleConfig) -> str:
     supply = finding.supply
     refills = f", plus {finding.refills} refill(s)" if finding.refills else ""
+    if supply is None and finding.dosage_problem:
+        return f"**Days supply:** cannot be computed: {finding.dosage_problem}{refills}."
     if supply is None:
         return (
             "**Days supply:** not stated (no expected supply duration, and no quantity with a "
@@ -125,17 +172,17 @@ def _cdc_points(finding: OpioidOrderFinding, config: RuleConfig) -> list[str]:
     if finding.benzodiazepines:
         points.append(
             "- Avoid opioids with benzodiazepines (overdose risk): "
-            + "; ".join(finding.benzodiazepines)
+            + _some(finding.benzodiazepines)
             + ". Offer naloxone."
         )
     if finding.other_cns_depressants:
         points.append(
             "- Muscle relaxants are also CNS depressants; weigh the combination: "
-            + "; ".join(finding.other_cns_depressants)
+            + _some(finding.other_cns_depressants)
             + "."
         )
     if finding.naloxone_on_file:
-        points.append(f"- Naloxone is already ordered: {finding.naloxone_on_file}.")
+        points.append(f"- Naloxone is already ordered: {_short(finding.naloxone_on_file)}.")
     return points
 
 

@@ -26,6 +26,21 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
+def check_draft_order_count(data: dict[str, Any], limit: int) -> None:
+    """400 when `context.draftOrders` carries more entries than one call may (CONTRACT v2,
+    CDS_MAX_DRAFT_ORDERS). Checked on the parsed JSON, before any model is built, so an oversized
+    call costs no more than its parse."""
+    context = data.get("context")
+    bundle = context.get("draftOrders") if isinstance(context, dict) else None
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    if isinstance(entries, list) and len(entries) > limit:
+        raise BadRequest(
+            f"context.draftOrders has {len(entries)} entries; this service takes at most {limit} "
+            "draft orders per call",
+            expression=["context.draftOrders"],
+        )
+
+
 def validate(model: type[M], data: Any, root: str = "") -> M:
     try:
         return model.model_validate(data)

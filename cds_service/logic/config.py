@@ -33,6 +33,10 @@ class RuleConfig(BaseModel):
     # CDC 2022: pause at >= 50 MME/day (offer naloxone); >= 90 MME/day is high risk.
     mme_caution_per_day: float = 50.0
     mme_high_per_day: float = 90.0
+    # Not a guideline figure: a data-entry guard. Above this an order's MME/day is taken as an
+    # error (a dose in mcg entered as mg, a period of seconds) and "cannot be computed" (RULES.md
+    # "Doses"); 10,000 is over a hundred times the CDC high-risk line.
+    mme_implausible_per_day: float = Field(10_000.0, gt=0)
     # CDC 2022 Rec 6: acute pain, a few days; more than 7 days rarely needed.
     opioid_max_days_supply: int = Field(7, ge=1)
     # Cyclobenzaprine label / ACP 2017: short courses (2-3 weeks).

@@ -6,14 +6,21 @@ corticosteroid (cumulative days, a red flag) rules, so all three read an order t
 Assumptions, from the CDC opioid MME calculator (clinical-codes.md §4e, §5):
 - the first dosageInstruction and its first doseAndRate of type null or "ordered" describe the order;
 - a dose range counts at its upper bound ("most aggressive dosing");
-- doses per day use frequencyMax (else frequency) per period/periodUnit; else the count of
-  timeOfDay entries; else a timing code (BID, TID, QID, Q4H, Q6H, Q8H, Q12H, QD, QOD, QAM...);
-  PRN orders are taken at their maximum frequency;
+- doses per day use frequencyMax (else frequency) per the shorter of period / periodMax; else the
+  count of timeOfDay entries; else a timing code (BID, TID, QID, Q4H, Q6H, Q8H, Q12H, QD, QOD,
+  QAM...); PRN orders are taken at their maximum frequency;
 - Duration units: a = 365 d, mo = 30 d, wk = 7 d, d = 1, h = 1/24, min = 1/1440.
+
+Implausible lines (RULES.md "Doses", v2): a period or frequency of zero or less, or a dose of zero
+or less (or a value that is not a finite number), is not an instruction anyone can follow but a
+data-entry error. Such a line is never read in a convenient way ("every 0 h" as once a day): the
+dose and frequency readers return None for it, and `implausible_reason` says why, so the figure
+built on it is "cannot be computed" and the card can say so.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from cds_service.logic.dates import parse_fhir_date
@@ -75,7 +82,8 @@ def duration_days(quantity: Quantity | None) -> float | None:
         factor = _DAYS_PER_UNIT.get(unit, _DAYS_PER_UNIT.get(unit.rstrip("s"), 0.0))
     if not factor or quantity.value < 0:
         return None
-    return quantity.value * factor
+    days = quantity.value * factor
+    return days if math.isfinite(days) else None
 
 
 def primary_dosage(request: MedicationRequest) -> Dosage | None:
@@ -90,19 +98,68 @@ def _ordered_dose_and_rate(dosage: Dosage) -> DoseAndRate | None:
     return dosage.doseAndRate[0] if dosage.doseAndRate else None
 
 
+def _positive(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value > 0
+
+
+def _shown(value: float) -> str:
+    """A value as the card may print it (never "inf" or "nan")."""
+    return f"{value:g}" if math.isfinite(value) else "not a finite number"
+
+
+def implausible_reason(dosage: Dosage) -> str | None:
+    """Why one dosage line cannot be a real instruction (RULES.md "Doses"), or None when it can.
+
+    Only values that are present are judged: a missing frequency or dose is "not given", which the
+    callers report in their own words."""
+    repeat = dosage.timing.repeat if dosage.timing else None
+    if repeat is not None:
+        for name, count in (("frequency", repeat.frequency), ("frequencyMax", repeat.frequencyMax)):
+            if count is not None and count <= 0:
+                return f"the dosage gives a {name} of {count} (zero or less is not plausible)"
+        unit = f" {repeat.periodUnit}" if repeat.periodUnit else ""
+        for name, period in (("period", repeat.period), ("periodMax", repeat.periodMax)):
+            if period is not None and not _positive(period):
+                return (
+                    f"the dosage gives a {name} of {_shown(period)}{unit} "
+                    "(zero or less is not plausible)"
+                )
+    for item in dosage.doseAndRate:
+        doses = [item.doseQuantity]
+        if item.doseRange is not None:
+            doses += [item.doseRange.low, item.doseRange.high]
+        for dose in doses:
+            if dose is not None and dose.value is not None and not _positive(dose.value):
+                unit = f" {dose.unit or dose.code}" if dose.unit or dose.code else ""
+                return (
+                    f"the dosage gives a dose of {_shown(dose.value)}{unit} "
+                    "(zero or less is not plausible)"
+                )
+    return None
+
+
+def order_implausible_reason(request: MedicationRequest) -> str | None:
+    """The first implausible dosage line of an order: one such line spoils the order's figure."""
+    for dosage in request.dosageInstruction:
+        reason = implausible_reason(dosage)
+        if reason is not None:
+            return reason
+    return None
+
+
 def dose_per_administration(dosage: Dosage | None) -> Quantity | None:
-    """doseQuantity, or the upper bound of doseRange."""
+    """doseQuantity, or the upper bound of doseRange; None when it is not a positive number."""
     if dosage is None:
         return None
     item = _ordered_dose_and_rate(dosage)
     if item is None:
         return None
     if item.doseQuantity is not None and item.doseQuantity.value is not None:
-        return item.doseQuantity
+        return item.doseQuantity if _positive(item.doseQuantity.value) else None
     if item.doseRange is not None:
         high = item.doseRange.high or item.doseRange.low
         if high is not None and high.value is not None:
-            return high
+            return high if _positive(high.value) else None
     return None
 
 
@@ -110,18 +167,22 @@ def doses_per_day(dosage: Dosage | None) -> float | None:
     """Administrations per day at the maximum frequency the order allows."""
     if dosage is None or dosage.timing is None:
         return None
+    if implausible_reason(dosage) is not None:
+        return None  # "every 0 h" is an error, not "once a day"
     repeat = dosage.timing.repeat
     if repeat is not None:
         frequency = repeat.frequencyMax or repeat.frequency
         # The shortest period gives the most administrations: CDC's "most aggressive dosing".
-        period = repeat.period if repeat.period else None
+        periods = [p for p in (repeat.period, repeat.periodMax) if p is not None]
+        period = min(periods) if periods else None
         if frequency and period and repeat.periodUnit:
             days = duration_days(Quantity(value=period, code=repeat.periodUnit))
-            if days:
-                return frequency / days
+            if days is not None and days > 0:
+                per_day = frequency / days
+                return per_day if math.isfinite(per_day) else None
         if repeat.timeOfDay:
             return float(len(repeat.timeOfDay))
-        if frequency and not period:
+        if frequency and period is None:
             return float(frequency)  # "frequency N" with no period: N a day is the usual reading
     code = dosage.timing.code
     if code is not None:
@@ -176,9 +237,9 @@ def supply_days_per_dispense(request: MedicationRequest) -> CourseLength | None:
         dose = dose_per_administration(dosage)
         per_day = doses_per_day(dosage)
         if dose is not None and dose.value and per_day:
-            return CourseLength(
-                dispense.quantity.value / (dose.value * per_day), "quantity and dose"
-            )
+            days = dispense.quantity.value / (dose.value * per_day)
+            if math.isfinite(days) and days > 0:
+                return CourseLength(days, "quantity and dose")
     return None
 
 

@@ -11,23 +11,30 @@ opioid ingredient (clinical-codes.md §4c, §4e; RULES.md opioid-order "Compute"
   other fentanyl forms, buprenorphine, meperidine and the rest have no CDC 2022 factor, and the
   card then says the figure cannot be computed and why (never a guessed figure).
 - MME is rounded to one decimal, as the CDC calculator does, before thresholds are applied.
+- An implausible order (dosage.implausible_reason: a period, frequency or dose of zero or less) or
+  a result above `mme_implausible_per_day` (10,000 MME/day: more than a hundred times the CDC
+  high-risk line) is a data-entry error, not a dose: its figure "cannot be computed", with the
+  reason, rather than a number that would rule the total (or "inf").
 
 Days supply (per dispense): dispenseRequest.expectedSupplyDuration; else quantity / daily dose
-(in the same units, or through the strength when one is in tablets and the other in mg); else
-the dosage's own bounds. A validityPeriod is when the prescription may be filled, not a supply,
+(in the same units, or through the strength when one is in tablets and the other in mg; never
+from an implausible dosage); else the dosage's own bounds. A validityPeriod is when the prescription may be filled, not a supply,
 so it is not read here.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import cache
 
+from cds_service.logic.config import RuleConfig
 from cds_service.logic.dosage import (
     dose_per_administration,
     doses_per_day,
     duration_days,
+    order_implausible_reason,
     period_days,
     primary_dosage,
 )
@@ -266,7 +273,16 @@ def _is_transdermal(view: MedicationView, strengths: list[Strength]) -> bool:
     return "transdermal" in text or "patch" in text or any(s.per == "h" for s in strengths)
 
 
-def order_mme(view: MedicationView, reference: str | None, *, active: bool) -> OrderMme:
+_DEFAULT_RULES = RuleConfig()
+
+
+def order_mme(
+    view: MedicationView,
+    reference: str | None,
+    *,
+    active: bool,
+    config: RuleConfig = _DEFAULT_RULES,
+) -> OrderMme:
     """MME/day of one opioid order (summed over its opioid ingredients), or why not."""
     label = view.label
 
@@ -277,6 +293,9 @@ def order_mme(view: MedicationView, reference: str | None, *, active: bool) -> O
     names = [s.ingredient for s in strengths] or opioid_ingredients(view)
     if not names:
         return cannot("the opioid ingredient could not be identified from the order")
+    implausible = order_implausible_reason(view.request)
+    if implausible is not None:
+        return cannot(implausible)
     transdermal = _is_transdermal(view, strengths)
     dosage = primary_dosage(view.request)
     dose = dose_per_administration(dosage)
@@ -298,7 +317,7 @@ def order_mme(view: MedicationView, reference: str | None, *, active: bool) -> O
                 f"{' or '.join(factor.dose_forms)} patches"
             )
         strength = next((s for s in strengths if s.ingredient == name), None)
-        if dose is None or dose.value is None or dose.value <= 0:
+        if dose is None or dose.value is None:
             return cannot("the order gives no usable dose")
         if factor.dose_unit == "mcg/h":
             rate = _RATE_MCG_H.get(dose_unit)
@@ -330,6 +349,13 @@ def order_mme(view: MedicationView, reference: str | None, *, active: bool) -> O
             f"{name} {_fmt(mg)} mg x {_fmt(per_day)}/day x {_fmt(factor.factor)}"
             f" = {_fmt(mg * per_day * factor.factor)}"
         )
+    limit = config.mme_implausible_per_day
+    if not math.isfinite(total) or total > limit:
+        # Not printed: the figure may be astronomically large (a dose of 1e308) or infinite.
+        return cannot(
+            f"the result is above {limit:,g} MME/day, which is not a plausible dose "
+            "(check the dose, its unit and the frequency)"
+        )
     return OrderMme(label, reference, active, round(total, 1), calculation="; ".join(steps))
 
 
@@ -347,6 +373,8 @@ def days_supply(view: MedicationView) -> SupplyDays | None:
         if days is not None and days > 0:
             return SupplyDays(days, "expected supply duration")
     dosage = primary_dosage(request)
+    # An implausible dosage gives no daily dose to divide by (dose_per_administration and
+    # doses_per_day return None for it).
     quantity = dispense.quantity if dispense is not None else None
     dose = dose_per_administration(dosage)
     per_day = doses_per_day(dosage)
@@ -361,8 +389,10 @@ def days_supply(view: MedicationView) -> SupplyDays | None:
         and per_day > 0
     ):
         units_per_day = _dispense_units_per_day(view, quantity, dose, dose.value, per_day)
-        if units_per_day and units_per_day > 0:
-            return SupplyDays(quantity.value / units_per_day, "quantity and dose")
+        if units_per_day and units_per_day > 0 and order_implausible_reason(request) is None:
+            days = quantity.value / units_per_day
+            if math.isfinite(days) and days > 0:
+                return SupplyDays(days, "quantity and dose")
     repeat = dosage.timing.repeat if dosage and dosage.timing else None
     if repeat is not None:
         days = duration_days(repeat.boundsDuration)
