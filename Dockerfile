@@ -16,10 +16,7 @@ WORKDIR /var/lib/cds-service
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
-# Connection limits, as `cds-service serve` sets them (cds_service/cli.py): idle keep-alive
-# connections closed after 5 s; 503 once 200 connections or requests are open per worker; h11 so
-# that a request head over 16 KB is refused rather than buffered. uvicorn never times out a request
-# head that is still arriving (slowloris): put a proxy with a header timeout in front.
-CMD ["uvicorn", "cds_service.main:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", \
-     "--no-access-log", "--http", "h11", "--timeout-keep-alive", "5", \
-     "--limit-concurrency", "200", "--h11-max-incomplete-event-size", "16384"]
+# `cds-service serve` runs uvicorn with the service's connection limits (cds_service/cli.py):
+# request heads complete within CDS_HTTP_HEAD_TIMEOUT_SECONDS (10 s), idle keep-alive connections
+# closed after 5 s, 503 once 200 connections are open per worker, request heads over 16 KB refused.
+CMD ["cds-service", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

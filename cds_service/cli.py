@@ -11,27 +11,25 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-# Connection limits passed to uvicorn (and the same in the Dockerfile CMD).
+# Connection limits passed to uvicorn (the Dockerfile runs `cds-service serve` to get them).
+# - request heads: each must be complete within CDS_HTTP_HEAD_TIMEOUT_SECONDS (http_protocol.py);
+#   uvicorn alone never closes a connection whose head is still arriving (slowloris).
 # - keep-alive timeout: an idle connection is closed this many seconds after its last answer.
 # - limit_concurrency: more open connections (or running requests) than this per worker get an
 #   immediate 503 instead of queueing without bound; it counts idle and half-sent connections too.
 # - h11 with max_incomplete_event_size: a request head larger than this is refused (400) instead
 #   of buffered; httptools has no such cap (a 1 MB header is held in memory).
-# uvicorn has no timeout for a request head that never completes (slowloris): measured, 30
-# connections sending half a header were all still open after 2.5 keep-alive periods. The limits
-# above bound what each costs (one socket, at most 16 KB buffered) and how many count before new
-# calls get 503; closing them needs a header timeout in front of the service (a reverse proxy or
-# load balancer, e.g. nginx `client_header_timeout`).
 KEEP_ALIVE_SECONDS = 5
 LIMIT_CONCURRENCY = 200
 MAX_HEADER_BYTES = 16 * 1024
-HTTP_PROTOCOL = "h11"
 
 
 def uvicorn_limits(args: argparse.Namespace) -> dict[str, object]:
     """The connection limits `serve` gives uvicorn."""
+    from cds_service.http_protocol import HeadTimeoutH11Protocol
+
     return {
-        "http": HTTP_PROTOCOL,
+        "http": HeadTimeoutH11Protocol,
         "timeout_keep_alive": args.timeout_keep_alive,
         "limit_concurrency": args.limit_concurrency,
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     max_draft_orders: int = Field(500, ge=1, le=100_000)
 
     # Operational knobs beyond the contract table.
+    # `cds-service serve`: a connection must complete each request head within this (slowloris).
+    http_head_timeout_seconds: float = Field(10.0, gt=0, le=300)
     fhir_timeout_seconds: float = Field(4.0, gt=0)
     fhir_max_pages: int = Field(20, ge=1)
     # `_count` asked of fallback searches (servers cap it at their own maximum).

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from cds_service import cli
 from cds_service.hooks import service_call
+from cds_service.http_protocol import HeadTimeoutH11Protocol
 from tests import medication_factories as mf
 from tests.conftest import call
 from tests.factories import back_pain, chart_prefetch, hook_request, order_prefetch
@@ -193,7 +194,7 @@ def test_serve_passes_the_connection_limits_to_uvicorn(monkeypatch: pytest.Monke
     assert cli.main(["serve", "--workers", "2", "--limit-concurrency", "50"]) == 0
     single, multi = calls
     for kwargs in (single, multi):
-        assert kwargs["http"] == "h11"
+        assert kwargs["http"] is HeadTimeoutH11Protocol
         assert kwargs["timeout_keep_alive"] == cli.KEEP_ALIVE_SECONDS == 5
         assert kwargs["h11_max_incomplete_event_size"] == 16 * 1024
     assert single["limit_concurrency"] == cli.LIMIT_CONCURRENCY
@@ -204,7 +205,7 @@ def test_serve_passes_the_connection_limits_to_uvicorn(monkeypatch: pytest.Monke
 def test_uvicorn_limits_follow_the_arguments() -> None:
     args = argparse.Namespace(timeout_keep_alive=9, limit_concurrency=7)
     assert cli.uvicorn_limits(args) == {
-        "http": "h11",
+        "http": HeadTimeoutH11Protocol,
         "timeout_keep_alive": 9,
         "limit_concurrency": 7,
         "h11_max_incomplete_event_size": 16384,
