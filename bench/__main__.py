@@ -3,7 +3,12 @@
 Scenarios: patient-view with the Synthea LBP patient as prefetch, the same record scaled to
 2,000 and 20,000 resources, order-sign with opioid + imaging drafts, patient-view with prefetch
 absent against the real FHIR server (sekmet-fhir), and requests/s with 1 and 2 workers.
-Prints a table and writes bench/results/<date>.md and .json.
+Then the robustness benchmarks, each also runnable alone (`python -m bench.<name>`): the FHIR
+fallback's worst case against servers that never answer (bench/fallback_deadline.py), /healthz
+while 4.9 MB calls loop and the answer size for many opioid drafts (bench/healthz_under_load.py),
+and the cards lost on SIGTERM and SIGKILL (bench/card_log_loss.py).
+Prints the tables and writes them to bench/results/<date>.md, the figures to <date>.json.
+`--quick` shrinks every part (fewer requests and runs).
 """
 
 from __future__ import annotations
@@ -13,12 +18,11 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -27,9 +31,10 @@ from typing import Any
 import httpx
 import orjson
 
+from bench import card_log_loss, fallback_deadline, healthz_under_load
 from bench import requests as scenarios
+from bench.harness import ROOT, Server, percentile, service_env
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -46,19 +51,6 @@ class Row:
     ratio_p50: float | None = None
     peak_rss_mb: float | None = None
     note: str = ""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def children(pid: int) -> list[int]:
@@ -85,54 +77,6 @@ def peak_rss_mb(pid: int) -> float:
     # With several workers the parent only supervises; the workers hold the data.
     worker_peaks = peaks[1:] if len(peaks) > 1 else peaks
     return round(max(worker_peaks), 1) if worker_peaks else 0.0
-
-
-class Server:
-    def __init__(self, app: str, *, workers: int = 1, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
-        self.process = subprocess.Popen(
-            cmd,
-            env={**os.environ, **(env or {})},
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{app} exited: {self.process.stderr.read().decode()[-2000:] if self.process.stderr else ''}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{app} did not start") from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 async def fire(
@@ -175,17 +119,6 @@ def measure(
         p99_ms=round(percentile(latencies, 0.99), 2),
         rps=round(n / elapsed, 1),
     )
-
-
-def service_env(db_dir: str) -> dict[str, str]:
-    return {
-        "CDS_REQUIRE_AUTH": "false",
-        "CDS_DATABASE_URL": f"sqlite:///{db_dir}/bench.db",
-        "CDS_FHIR_ALLOWLIST": "http://127.0.0.1",
-        # The 20,000-resource body is ~30 MB; the contract default limit is 5 MB.
-        "CDS_MAX_BODY_BYTES": "200000000",
-        "CDS_LOG_LEVEL": "WARNING",
-    }
 
 
 def fhir_query_figures(fhir_base: str, repeats: int = 30) -> tuple[float, str, float]:
@@ -248,9 +181,10 @@ def run(quick: bool) -> list[Row]:
     }
     counts = {"patient-view x20,000 resources": max(10, n // 10)}
     with tempfile.TemporaryDirectory() as tmp:
-        baseline = Server("bench.baseline_app:app")
-        service = Server("cds_service.main:app", env=service_env(tmp))
-        try:
+        with (
+            Server("bench.baseline_app:app", tmp) as baseline,
+            Server("cds_service.main:app", tmp, env=service_env(tmp)) as service,
+        ):
             for name, (path, payload) in payloads.items():
                 base = measure(name, baseline, path, payload, counts.get(name, n))
                 row = measure(name, service, path, payload, counts.get(name, n))
@@ -258,12 +192,8 @@ def run(quick: bool) -> list[Row]:
                 row.ratio_p50 = round(row.p50_ms / base.p50_ms, 2)
                 row.peak_rss_mb = peak_rss_mb(service.process.pid)
                 rows.append(row)
-        finally:
-            service.stop()
-            baseline.stop()
 
         # Prefetch absent: the service queries the real FHIR server, all queries in parallel.
-        sys.path.insert(0, str(ROOT))
         from tests.fhir_server import FIXTURES, running_fhir_server
 
         with running_fhir_server(Path(tmp) / "sekmet") as fhir:
@@ -271,8 +201,7 @@ def run(quick: bool) -> list[Row]:
                 FIXTURES / "synthea" / "lbp-fb7c882a-f897-e7c5-67e0-825e7fd55d15.transaction.json"
             )
             slowest, which, parallel = fhir_query_figures(fhir.base_url)
-            service = Server("cds_service.main:app", env=service_env(tmp))
-            try:
+            with Server("cds_service.main:app", tmp, env=service_env(tmp)) as service:
                 row = measure(
                     "patient-view, prefetch absent (real FHIR server)",
                     service,
@@ -288,13 +217,11 @@ def run(quick: bool) -> list[Row]:
                     f"queries made directly in parallel: {parallel} ms"
                 )
                 rows.append(row)
-            finally:
-                service.stop()
 
         # Scale-out: requests/s with 1 and 2 workers, 8 concurrent clients.
         for workers in (1, 2):
-            service = Server("cds_service.main:app", workers=workers, env=service_env(tmp))
-            try:
+            env = service_env(tmp)
+            with Server("cds_service.main:app", tmp, workers=workers, env=env) as service:
                 row = measure(
                     f"patient-view throughput, {workers} worker(s), 8 clients",
                     service,
@@ -305,8 +232,6 @@ def run(quick: bool) -> list[Row]:
                 )
                 row.peak_rss_mb = peak_rss_mb(service.process.pid)
                 rows.append(row)
-            finally:
-                service.stop()
     return rows
 
 
@@ -340,23 +265,61 @@ def machine() -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Section:
+    """One robustness benchmark: its heading, its key in the JSON, how to run and render it."""
+
+    title: str
+    key: str
+    run: Callable[[bool], dict[str, Any]]
+    render: Callable[[dict[str, Any]], str]
+
+
+SECTIONS = [
+    Section(
+        "FHIR fallback deadline",
+        "fallback_deadline",
+        lambda quick: fallback_deadline.run(*((3, 5) if quick else (10, 20))),
+        fallback_deadline.render,
+    ),
+    Section(
+        "/healthz under load, answer size",
+        "healthz_under_load",
+        lambda quick: healthz_under_load.run(quick=quick),
+        healthz_under_load.render,
+    ),
+    Section(
+        "Card log loss on SIGTERM and SIGKILL",
+        "card_log_loss",
+        lambda quick: card_log_loss.run(runs=2 if quick else 10),
+        card_log_loss.render,
+    ),
+]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer requests and runs (a smoke run)"
+    )
     args = parser.parse_args()
     rows = run(args.quick)
-    table = render(rows)
+    results: dict[str, Any] = {}
+    parts = [f"## Latency and throughput\n\n{render(rows)}"]
+    for section in SECTIONS:
+        print(f"running: {section.title}", file=sys.stderr, flush=True)
+        results[section.key] = section.run(args.quick)
+        parts.append(f"## {section.title}\n\n{section.render(results[section.key])}")
     when = datetime.now().strftime("%Y-%m-%d %H:%M")
     info = machine()
-    text = f"# Benchmark {when}\n\nMachine: {info['cpus']} CPUs, {info['cpu']}, Python {info['python']}\n\n{table}\n"
+    body = "\n\n".join(parts)
+    text = f"# Benchmark {when}\n\nMachine: {info['cpus']} CPUs, {info['cpu']}, Python {info['python']}\n\n{body}\n"
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / datetime.now().strftime("%Y-%m-%d")
     stem.with_suffix(".md").write_text(text, encoding="utf-8")
-    stem.with_suffix(".json").write_text(
-        json.dumps({"when": when, "machine": info, "rows": [asdict(r) for r in rows]}, indent=2),
-        encoding="utf-8",
-    )
+    figures = {"when": when, "machine": info, "rows": [asdict(r) for r in rows], **results}
+    stem.with_suffix(".json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
     print(f"wrote {stem.with_suffix('.md').relative_to(ROOT)} and .json")
     return 0
 

@@ -31,3 +31,9 @@ async def call(service_id: str, request: Request) -> Response:  # noqa: ARG001 (
     if not isinstance(body, dict) or "hook" not in body:
         return Response(status_code=400)
     return Response(content=_CARD, media_type="application/json")
+
+
+@app.get("/healthz")
+async def healthz() -> Response:
+    """Ready: the bench harness waits for this, as it does for the service's own /healthz."""
+    return Response(content=b"ok", media_type="text/plain")

@@ -9,7 +9,8 @@ is not in `card_log` once the process has exited.
 
 For SIGKILL the loss window is the time from the oldest lost card's answer to the signal: what
 was still in memory, at most one flush interval (card_log_writer.FLUSH_INTERVAL_SECONDS) plus
-the write in progress. Prints a markdown table and returns the figures as a dict.
+the write in progress. `run()` returns the figures as a dict (for bench/results, as `python -m
+bench` does), `render()` the markdown table that `python -m bench.card_log_loss` prints.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,7 +32,8 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.harness import Server, service_env
+
 CONNECTIONS = 8
 EXIT_TIMEOUT_SECONDS = 30
 
@@ -46,13 +47,6 @@ class Trial:
     # SIGKILL: signal time minus the answer time of the oldest lost card (0 when none lost).
     lost_window_ms: float
     exit_code: int | None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def patient_view_body() -> dict[str, Any]:
@@ -84,55 +78,6 @@ def patient_view_body() -> dict[str, Any]:
             "questionnaireResponses": empty,
         },
     }
-
-
-def start_service(workdir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
-    """uvicorn on a free port with auth off and a SQLite card log in `workdir`."""
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    database = workdir / "cds.db"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CDS_")},
-        "CDS_REQUIRE_AUTH": "false",
-        "CDS_PUBLIC_BASE_URL": base_url,
-        "CDS_DATABASE_URL": f"sqlite:///{database}",
-        "CDS_LOG_LEVEL": "WARNING",
-    }
-    log_path = workdir / "uvicorn.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "cds_service.main:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(log_path.read_text(errors="replace")[-2000:])
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return process, base_url, database
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"{base_url} did not start")
-        time.sleep(0.1)
 
 
 def logged_cards(database: Path) -> set[str]:
@@ -182,34 +127,22 @@ async def fire_until_signal(
 
 def run_trial(sig: signal.Signals, *, after: float | None = None) -> Trial:
     with tempfile.TemporaryDirectory(prefix="cds-card-loss-") as tmp:
-        workdir = Path(tmp)
-        process, base_url, database = start_service(workdir)
-        try:
+        env = service_env(tmp)
+        with Server("cds_service.main:create_app", tmp, factory=True, env=env) as server:
             delay = after if after is not None else random.uniform(0.5, 1.5)
-            issued, sent_at = asyncio.run(fire_until_signal(base_url, process, sig, delay))
-            exit_code = process.wait(timeout=EXIT_TIMEOUT_SECONDS)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
-        logged = logged_cards(database)
+            issued, sent_at = asyncio.run(fire_until_signal(server.url, server.process, sig, delay))
+            exit_code = server.process.wait(timeout=EXIT_TIMEOUT_SECONDS)
+        logged = logged_cards(Path(tmp) / "bench.db")
         lost = set(issued) - logged
         window = (sent_at - min(issued[c] for c in lost)) * 1000 if lost else 0.0
         if sig == signal.SIGTERM and lost:
-            print((workdir / "uvicorn.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+            print(server.log.read_text(errors="replace")[-3000:], file=sys.stderr)
         return Trial(sig.name, len(issued), len(logged & set(issued)), len(lost), window, exit_code)
 
 
 def run(runs: int = 10) -> dict[str, Any]:
-    """`runs` SIGTERM trials and `runs` SIGKILL trials; a markdown table on stdout."""
+    """`runs` SIGTERM trials and `runs` SIGKILL trials: every trial, and per signal the totals."""
     trials = [run_trial(sig) for sig in (signal.SIGTERM, signal.SIGKILL) for _ in range(runs)]
-    print("| signal | run | cards issued | cards logged | lost | loss window (ms) |")
-    print("|---|---|---|---|---|---|")
-    for index, trial in enumerate(trials):
-        print(
-            f"| {trial.signal} | {index % runs + 1} | {trial.issued} | {trial.logged} | "
-            f"{trial.lost} | {trial.lost_window_ms:.0f} |"
-        )
     summary: dict[str, Any] = {}
     for name in ("SIGTERM", "SIGKILL"):
         mine = [t for t in trials if t.signal == name]
@@ -220,20 +153,35 @@ def run(runs: int = 10) -> dict[str, Any]:
             "lost_total": sum(t.lost for t in mine),
             "max_lost_window_ms": round(max(t.lost_window_ms for t in mine), 1),
         }
-    print()
-    for name, figures in summary.items():
-        print(
-            f"{name}: {figures['lost_total']} cards lost in {figures['runs']} runs "
+    return {"runs": runs, "trials": [asdict(t) for t in trials], "summary": summary}
+
+
+def render(result: dict[str, Any]) -> str:
+    """A markdown table of the trials, then one line per signal."""
+    runs = result["runs"]
+    lines = [
+        "| signal | run | cards issued | cards logged | lost | loss window (ms) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for index, trial in enumerate(result["trials"]):
+        lines.append(
+            f"| {trial['signal']} | {index % runs + 1} | {trial['issued']} | {trial['logged']} | "
+            f"{trial['lost']} | {trial['lost_window_ms']:.0f} |"
+        )
+    lines.append("")
+    for name, figures in result["summary"].items():
+        lines.append(
+            f"- {name}: {figures['lost_total']} cards lost in {figures['runs']} runs "
             f"(per run {figures['lost']}); longest loss window {figures['max_lost_window_ms']} ms"
         )
-    return {"trials": [asdict(t) for t in trials], "summary": summary}
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
-    run(args.runs)
+    print(render(run(args.runs)))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """How long a hook call waits for a FHIR server that does not answer (CDS_FHIR_TIMEOUT_SECONDS).
 
 `python -m bench.fallback_deadline`: the service under uvicorn on 127.0.0.1 with a 1 s FHIR budget,
-and three bad FHIR servers on 127.0.0.1: one that accepts connections and never answers
+and four bad FHIR servers on 127.0.0.1: one that accepts connections and never answers
 ("silent"), one that reads the request, sends its headers and then trickles the body one byte
-every 50 ms ("trickle"), one whose accept queue is full so connects hang ("no-accept"), and one that answers a ~4 MB
-Bundle 50 ms before the budget ends ("late-large": parsing after the deadline).
+every 50 ms ("trickle"), one whose accept queue is full so connects hang ("no-accept"), and one
+that answers a ~4 MB Bundle 50 ms before the budget ends ("late-large": parsing after the
+deadline).
 Patient-view calls without prefetch (five parallel FHIR queries each) are fired ~10 one after
 another and ~20 at once; the table shows p50 and worst-case time to the 412 against the target
 of budget + 100 ms. `run()` returns the same figures as a dict for bench results.
@@ -14,24 +15,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from pathlib import Path
+from contextlib import suppress
 from typing import Any
 
 import httpx
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.harness import Server, service_env
+
 BUDGET_SECONDS = 1.0
 SLACK_MS = 100.0
 TRICKLE_INTERVAL_SECONDS = 0.05
@@ -47,13 +44,6 @@ LATE_BODY = orjson.dumps(
         ],
     }
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # ---- bad FHIR servers, on one event loop in a background thread -------------------------------
@@ -149,64 +139,6 @@ class BadFhirServers:
             s.close()
 
 
-# ---- the service ----------------------------------------------------------------------------
-
-
-@contextmanager
-def running_service(env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as workdir:
-        full_env = {
-            **os.environ,
-            "CDS_REQUIRE_AUTH": "false",
-            "CDS_PUBLIC_BASE_URL": base_url,
-            "CDS_DATABASE_URL": f"sqlite:///{workdir}/bench.db",
-            "CDS_LOG_LEVEL": "ERROR",
-            **env,
-        }
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "cds_service.main:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=full_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError("the service exited at start-up")
-                try:
-                    if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the service did not start")
-                time.sleep(0.1)
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
 def patient_view(fhir_server: str) -> bytes:
     return orjson.dumps(
         {
@@ -236,37 +168,46 @@ async def time_calls(url: str, body: bytes, *, n: int, parallel: bool) -> tuple[
     return [ms for ms, _ in results], sum(1 for _, status in results if status != 412)
 
 
+def measure(
+    url: str, server: str, port: int, mode: str, n: int, target_ms: float
+) -> dict[str, Any]:
+    """`n` patient-view calls naming the bad FHIR server on `port`, one after another
+    (mode "sequential") or all at once ("parallel")."""
+    body = patient_view(f"http://127.0.0.1:{port}/fhir")
+    ms, wrong = asyncio.run(time_calls(url, body, n=n, parallel=mode == "parallel"))
+    return {
+        "server": server,
+        "mode": mode,
+        "calls": n,
+        "p50_ms": round(statistics.median(ms), 1),
+        "max_ms": round(max(ms), 1),
+        "not_412": wrong,
+        "within_target": max(ms) <= target_ms,
+    }
+
+
 def run(sequential: int = 10, parallel: int = 20, budget: float | None = None) -> dict[str, Any]:
     global BUDGET_SECONDS  # the bad servers time their answers by it
     if budget is not None:
         BUDGET_SECONDS = budget
+    target_ms = BUDGET_SECONDS * 1000 + SLACK_MS
     servers = BadFhirServers()
     servers.start()
-    env = {
-        "CDS_FHIR_TIMEOUT_SECONDS": str(BUDGET_SECONDS),
-        "CDS_FHIR_ALLOWLIST": "http://127.0.0.1",
-        "CDS_FHIR_ALLOW_ANONYMOUS": "true",
-    }
-    target_ms = BUDGET_SECONDS * 1000 + SLACK_MS
-    rows: list[dict[str, Any]] = []
     try:
-        with running_service(env) as base_url:
-            url = f"{base_url}/cds-services/lbp-patient-view"
-            for name in ("silent", "trickle", "no-accept", "late-large"):
-                body = patient_view(f"http://127.0.0.1:{servers.ports[name]}/fhir")
-                for mode, n in (("sequential", sequential), ("parallel", parallel)):
-                    ms, wrong = asyncio.run(time_calls(url, body, n=n, parallel=mode == "parallel"))
-                    rows.append(
-                        {
-                            "server": name,
-                            "mode": mode,
-                            "calls": n,
-                            "p50_ms": round(statistics.median(ms), 1),
-                            "max_ms": round(max(ms), 1),
-                            "not_412": wrong,
-                            "within_target": max(ms) <= target_ms,
-                        }
-                    )
+        with tempfile.TemporaryDirectory() as workdir:
+            env = {
+                **service_env(workdir),
+                "CDS_LOG_LEVEL": "ERROR",
+                "CDS_FHIR_TIMEOUT_SECONDS": str(BUDGET_SECONDS),
+                "CDS_FHIR_ALLOW_ANONYMOUS": "true",
+            }
+            with Server("cds_service.main:create_app", workdir, factory=True, env=env) as service:
+                url = f"{service.url}/cds-services/lbp-patient-view"
+                rows = [
+                    measure(url, name, servers.ports[name], mode, n, target_ms)
+                    for name in ("silent", "trickle", "no-accept", "late-large")
+                    for mode, n in (("sequential", sequential), ("parallel", parallel))
+                ]
     finally:
         servers.stop()
     return {

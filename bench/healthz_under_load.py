@@ -26,7 +26,7 @@ import httpx
 import orjson
 
 from bench import requests as scenarios
-from bench.__main__ import Server, percentile, service_env
+from bench.harness import Server, percentile, service_env
 
 BODY_BYTES = 4_900_000
 DRAFT_COUNTS = (100, 300, 1000)
@@ -153,15 +153,12 @@ def run(*, quick: bool = False, clients: int = 1) -> dict[str, Any]:
         env = service_env(tmp)
         env["CDS_MAX_BODY_BYTES"] = "5000000"  # the contract default: 4.9 MB fits
         env["CDS_MAX_DRAFT_ORDERS"] = str(max(DRAFT_COUNTS))
-        server = Server("cds_service.main:app", env=env)
-        try:
+        with Server("cds_service.main:app", tmp, env=env) as server:
             idle = asyncio.run(_idle(server.url, 100 if quick else 300))
             health, big = asyncio.run(
                 _under_load(server.url, body, big_requests=big_requests, clients=clients)
             )
             sizes = asyncio.run(_answer_bytes(server.url, date.today()))
-        finally:
-            server.stop()
     return {
         "body_bytes": len(body),
         "resources": scenarios.count_resources(orjson.loads(body)),

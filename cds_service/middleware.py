@@ -4,6 +4,7 @@ last line of defence that turns an unexpected error into a 500 answer on a live 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,7 +33,6 @@ class BodySizeLimit:
                     await self._reject(send)
                     return
         received = 0
-        response_started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -43,40 +43,48 @@ class BodySizeLimit:
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
+        tracking_send = _TrackingSend(send)
         try:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
-            if not response_started:
+            if not tracking_send.response_started:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = orjson.dumps(
-            operation_outcome(
-                "too-costly",
-                f"Request body is larger than {self.max_bytes} bytes (CDS_MAX_BODY_BYTES)",
-            )
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        message = f"Request body is larger than {self.max_bytes} bytes (CDS_MAX_BODY_BYTES)"
+        await _send_json(send, 413, operation_outcome("too-costly", message))
 
 
 class _TooLarge(Exception):
     pass
+
+
+class _TrackingSend:
+    """`send`, remembering whether the answer has started (after which no other can be sent)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.response_started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.response_started = True
+        await self.send(message)
+
+
+async def _send_json(send: Send, status: int, outcome: dict[str, Any]) -> None:
+    body = orjson.dumps(outcome)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class AnswerEveryRequest:
@@ -94,31 +102,12 @@ class AnswerEveryRequest:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        response_started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
+        tracking_send = _TrackingSend(send)
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
             log.error(
                 "unhandled error", exc_info=exc, extra={"status": 500, "reason": "internal-error"}
             )
-            if response_started:
-                return
-            body = orjson.dumps(operation_outcome("exception", "Internal error"))
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            if not tracking_send.response_started:
+                await _send_json(send, 500, operation_outcome("exception", "Internal error"))

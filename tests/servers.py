@@ -1,5 +1,5 @@
 """The service under a real uvicorn on a free 127.0.0.1 port, for tests that need a socket
-(a browser, several processes)."""
+(a browser, several processes, signals, uvicorn's own logs)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -50,20 +51,48 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
+@dataclass(frozen=True)
+class Service:
+    """A running service: its base URL (also its CDS_PUBLIC_BASE_URL), the uvicorn process, the
+    file holding uvicorn's output, and the SQLite file of the default CDS_DATABASE_URL."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    database: Path
+
+
 @contextmanager
-def running_service(workdir: Path, env: dict[str, str]) -> Iterator[str]:
-    """`uvicorn cds_service.main:create_app --factory` with `CDS_*` settings from `env`; yields its
-    base URL (also its CDS_PUBLIC_BASE_URL). Auth is off unless `env` says otherwise."""
+def running_service(
+    workdir: Path,
+    env: dict[str, str],
+    *,
+    log_level: str | None = "warning",
+    access_log: bool | None = None,
+    inherit_cds_env: bool = True,
+) -> Iterator[Service]:
+    """`uvicorn cds_service.main:create_app --factory` with `CDS_*` settings from `env`, stopped
+    (SIGTERM, then SIGKILL) on exit unless it has already exited. Auth is off and the database is
+    `workdir`/cds.db unless `env` says otherwise.
+
+    `log_level` is uvicorn's --log-level (None: uvicorn's default, which writes access lines);
+    `access_log` adds --access-log (True) or --no-access-log (False); with `inherit_cds_env`
+    false, `CDS_*` variables of this process's environment are not passed on."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
+    database = workdir / "cds.db"
+    inherited = {k: v for k, v in os.environ.items() if inherit_cds_env or not k.startswith("CDS_")}
     full_env = {
-        **os.environ,
+        **inherited,
         "CDS_REQUIRE_AUTH": "false",
         "CDS_PUBLIC_BASE_URL": base_url,
-        "CDS_DATABASE_URL": f"sqlite:///{workdir / 'cds.db'}",
+        "CDS_DATABASE_URL": f"sqlite:///{database}",
         "CDS_LOG_LEVEL": "WARNING",
         **env,
     }
+    options = [] if log_level is None else ["--log-level", log_level]
+    if access_log is not None:
+        options.append("--access-log" if access_log else "--no-access-log")
     log_path = workdir / "uvicorn.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -77,8 +106,7 @@ def running_service(workdir: Path, env: dict[str, str]) -> Iterator[str]:
                 "127.0.0.1",
                 "--port",
                 str(port),
-                "--log-level",
-                "warning",
+                *options,
             ],
             cwd=ROOT,
             env=full_env,
@@ -86,7 +114,7 @@ def running_service(workdir: Path, env: dict[str, str]) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_until_ready(process, f"{base_url}/healthz", log_path)
-            yield base_url
+            wait_until_ready(process, f"{base_url}/healthz", log_path, seconds=60)
+            yield Service(base_url, process, log_path, database)
         finally:
             stop(process)

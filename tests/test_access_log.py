@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,50 +11,23 @@ import httpx
 import pytest
 
 from cds_service.logging_setup import RedactQueryFilter, redact_query
-from tests.servers import ROOT, free_port, stop, wait_until_ready
+from tests.servers import running_service
 
 ADMIN_TOKEN = "admin-Secret-7f3a9c"
 
 
 @pytest.fixture
 def uvicorn_with_access_log(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """tests/servers.running_service runs uvicorn at --log-level warning (no access lines); this
-    is the same command at uvicorn's default level, so every request is logged."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    """The service at uvicorn's default log level with the access log on (as `uvicorn
+    cds_service.main:app` runs it), so every request is logged; the service's own log at INFO."""
     env = {
-        **os.environ,
         "CDS_REQUIRE_AUTH": "true",
         "CDS_ADMIN_TOKEN": ADMIN_TOKEN,
-        "CDS_PUBLIC_BASE_URL": base_url,
-        "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'cds.db'}",
         "CDS_FHIR_ALLOWLIST": "http://127.0.0.1",
+        "CDS_LOG_LEVEL": "INFO",
     }
-    log_path = tmp_path / "uvicorn.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "cds_service.main:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--access-log",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until_ready(process, f"{base_url}/healthz", log_path)
-            yield base_url, log_path
-        finally:
-            stop(process)
+    with running_service(tmp_path, env, log_level=None, access_log=True) as service:
+        yield service.base_url, service.log_path
 
 
 def test_query_string_secrets_never_reach_the_access_log(

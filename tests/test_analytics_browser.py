@@ -15,21 +15,13 @@ import pytest
 from cds_service.analytics.aggregate import Window
 from cds_service.logic.findings import Topic
 from cds_service.store.db import CardLogEntry, Store
+from tests.browser import chromium
 from tests.servers import running_service
 
 pytestmark = pytest.mark.browser
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ADMIN_TOKEN = "analytics-browser-test"
 REASON_SYSTEM = "urn:lbp-cds:override-reason"
 # Plausible traffic: relative weight of each topic, share accepted / overridden, override reasons.
@@ -108,50 +100,46 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
     counts = fill_store(database_url, datetime.now(UTC))
     with running_service(
         workdir, {"CDS_ADMIN_TOKEN": ADMIN_TOKEN, "CDS_DATABASE_URL": database_url}
-    ) as base_url:
-        yield base_url, counts
+    ) as running:
+        yield running.base_url, counts
 
 
 def test_analytics_page_renders_svg_charts_in_chromium(service, tmp_path: Path) -> None:
     base_url, counts = service
     assert httpx.get(f"{base_url}/analytics").status_code == 401  # the admin token is set
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1000, "height": 900})
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            response = page.goto(f"{base_url}/analytics?weeks={WEEKS}&token={ADMIN_TOKEN}")
-            assert response is not None and response.status == 200
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        response = page.goto(f"{base_url}/analytics?weeks={WEEKS}&token={ADMIN_TOKEN}")
+        assert response is not None and response.status == 200
 
-            topics = {t.value for t in Topic}
-            weekly = page.locator("svg#chart-weekly")
-            assert set(weekly.locator("text.topic-label").all_text_contents()) == topics
-            assert weekly.locator("rect.bar").count() > WEEKS * 4  # stacked columns, 8 weeks
-            bar_titles = weekly.locator("rect.bar title").all_text_contents()
-            assert any(t.startswith("imaging-without-red-flags, week of ") for t in bar_titles)
+        topics = {t.value for t in Topic}
+        weekly = page.locator("svg#chart-weekly")
+        assert set(weekly.locator("text.topic-label").all_text_contents()) == topics
+        assert weekly.locator("rect.bar").count() > WEEKS * 4  # stacked columns, 8 weeks
+        bar_titles = weekly.locator("rect.bar title").all_text_contents()
+        assert any(t.startswith("imaging-without-red-flags, week of ") for t in bar_titles)
 
-            outcomes = page.locator("svg#chart-outcomes")
-            assert set(outcomes.locator("text.topic-label").all_text_contents()) == topics
-            reasons = page.locator("svg#chart-reasons")
-            labels = reasons.locator("text").all_text_contents()
-            assert "Red flag present but not coded (red-flag-not-coded)" in labels
-            assert page.locator("svg").count() == 3
-            # Rendered: the charts have a real size on screen.
-            box = weekly.bounding_box()
-            assert box is not None and box["width"] > 500 and box["height"] > 200
+        outcomes = page.locator("svg#chart-outcomes")
+        assert set(outcomes.locator("text.topic-label").all_text_contents()) == topics
+        reasons = page.locator("svg#chart-reasons")
+        labels = reasons.locator("text").all_text_contents()
+        assert "Red flag present but not coded (red-flag-not-coded)" in labels
+        assert page.locator("svg").count() == 3
+        # Rendered: the charts have a real size on screen.
+        box = weekly.bounding_box()
+        assert box is not None and box["width"] > 500 and box["height"] > 200
 
-            figures = page.locator(".figure b").all_text_contents()
-            assert figures == [str(counts["cards"]), str(counts["feedback"]), "5"]
-            assert page.locator("script").count() == 0
-            assert errors == []  # no CSP violation or failed resource
+        figures = page.locator(".figure b").all_text_contents()
+        assert figures == [str(counts["cards"]), str(counts["feedback"]), "5"]
+        assert page.locator("script").count() == 0
+        assert errors == []  # no CSP violation or failed resource
 
-            # The window links keep the token.
-            page.click("text=4 weeks")
-            assert "weeks=4" in page.url and f"token={ADMIN_TOKEN}" in page.url
-            assert page.locator("svg#chart-weekly text.topic-label").count() == len(topics)
-            page.goto(f"{base_url}/analytics?weeks={WEEKS}&token={ADMIN_TOKEN}")
-            page.screenshot(path=str(tmp_path / "analytics.png"), full_page=True)
-        finally:
-            browser.close()
+        # The window links keep the token.
+        page.click("text=4 weeks")
+        assert "weeks=4" in page.url and f"token={ADMIN_TOKEN}" in page.url
+        assert page.locator("svg#chart-weekly text.topic-label").count() == len(topics)
+        page.goto(f"{base_url}/analytics?weeks={WEEKS}&token={ADMIN_TOKEN}")
+        page.screenshot(path=str(tmp_path / "analytics.png"), full_page=True)
     assert (tmp_path / "analytics.png").stat().st_size > 10_000

@@ -8,11 +8,8 @@ bench/card_log_loss.py measures the same over more runs, with the loss window.
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +21,7 @@ import httpx
 import pytest
 
 from tests.factories import back_pain, chart_prefetch, hook_request
-from tests.servers import ROOT, free_port, wait_until_ready
+from tests.servers import Service, running_service
 
 FIRING_THREADS = 4
 CARDS_BEFORE_SIGNAL = 60
@@ -32,55 +29,12 @@ EXIT_TIMEOUT_SECONDS = 30
 SETTLE_DEADLINE_SECONDS = 30
 
 
-@dataclass
-class Service:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    database: Path
-    log_path: Path
-
-
 @contextmanager
 def service(workdir: Path) -> Iterator[Service]:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    database = workdir / "cds.db"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CDS_")},
-        "CDS_REQUIRE_AUTH": "false",
-        "CDS_PUBLIC_BASE_URL": base_url,
-        "CDS_DATABASE_URL": f"sqlite:///{database}",
-        "CDS_LOG_LEVEL": "WARNING",
-    }
-    log_path = workdir / "uvicorn.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "cds_service.main:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until_ready(process, f"{base_url}/healthz", log_path, seconds=60)
-        yield Service(process, base_url, database, log_path)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+    """The service on a SQLite card log in `workdir`, no access log, none of this process's
+    `CDS_*` settings."""
+    with running_service(workdir, {}, access_log=False, inherit_cds_env=False) as svc:
+        yield svc
 
 
 @dataclass

@@ -10,21 +10,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser import chromium
 from tests.servers import running_service
 
 pytestmark = pytest.mark.browser
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ADMIN_TOKEN = "docs-browser-test"
 
 
@@ -33,16 +25,14 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Auth on and CDS_ADMIN_TOKEN set: /docs as it runs in production."""
     workdir: Path = tmp_path_factory.mktemp("docs")
     env = {"CDS_REQUIRE_AUTH": "true", "CDS_ADMIN_TOKEN": ADMIN_TOKEN}
-    with running_service(workdir, env) as base_url:
-        yield base_url
+    with running_service(workdir, env) as running:
+        yield running.base_url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def test_docs_render_offline_with_every_request_to_the_service(service: str, browser: Any) -> None:

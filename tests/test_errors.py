@@ -11,6 +11,7 @@ import orjson
 import pytest
 import respx
 from fastapi.testclient import TestClient
+from starlette.types import ASGIApp
 
 from cds_service.middleware import AnswerEveryRequest
 from tests.conftest import call
@@ -278,13 +279,8 @@ def test_a_utf8_byte_order_mark_before_the_json_is_accepted(client: TestClient) 
     ]
 
 
-def test_an_unexpected_error_is_answered_500_and_does_not_escape() -> None:
-    """Starlette's error middleware re-raises, which makes uvicorn close the connection; the
-    outermost middleware answers and stops the exception there."""
-
-    async def broken(_scope: Any, _receive: Any, _send: Any) -> None:
-        raise RuntimeError("bug")
-
+def sent_by_answer_every_request(app: ASGIApp) -> list[MutableMapping[str, Any]]:
+    """The messages AnswerEveryRequest around `app` sends for a GET with an empty body."""
     sent: list[MutableMapping[str, Any]] = []
 
     async def send(message: MutableMapping[str, Any]) -> None:
@@ -293,7 +289,18 @@ def test_an_unexpected_error_is_answered_500_and_does_not_escape() -> None:
     async def receive() -> MutableMapping[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    asyncio.run(AnswerEveryRequest(broken)({"type": "http", "headers": []}, receive, send))
+    asyncio.run(AnswerEveryRequest(app)({"type": "http", "headers": []}, receive, send))
+    return sent
+
+
+def test_an_unexpected_error_is_answered_500_and_does_not_escape() -> None:
+    """Starlette's error middleware re-raises, which makes uvicorn close the connection; the
+    outermost middleware answers and stops the exception there."""
+
+    async def broken(_scope: Any, _receive: Any, _send: Any) -> None:
+        raise RuntimeError("bug")
+
+    sent = sent_by_answer_every_request(broken)
     assert sent[0]["status"] == 500
     assert orjson.loads(sent[1]["body"])["issue"][0]["code"] == "exception"
 
@@ -303,13 +310,5 @@ def test_an_error_after_the_answer_started_is_only_logged() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         raise RuntimeError("bug")
 
-    sent: list[MutableMapping[str, Any]] = []
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(message)
-
-    async def receive() -> MutableMapping[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    asyncio.run(AnswerEveryRequest(half)({"type": "http", "headers": []}, receive, send))
+    sent = sent_by_answer_every_request(half)
     assert [m["type"] for m in sent] == ["http.response.start"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import respx
 from fastapi.testclient import TestClient
@@ -206,26 +208,34 @@ def test_malformed_draft_order_is_skipped(client: TestClient) -> None:
     assert response.status_code == 200
 
 
+def order_sign_naming(
+    medication: str, *, fhir_server: str | None = None, token: str | None = None
+) -> dict[str, Any]:
+    """order-sign for a back-pain chart with one opioid draft whose medication is only a
+    reference (`Medication/<id>`) that the prefetch does not hold."""
+    from tests import medication_factories as mf
+    from tests.factories import order_prefetch
+
+    draft = mf.medication_request(None, medication_reference=medication, supply_days=3, quantity=12)
+    return hook_request(
+        "order-sign",
+        prefetch=order_prefetch([back_pain()]),
+        draft_orders=[draft],
+        fhir_server=fhir_server,
+        token=token,
+    )
+
+
 def test_draft_order_medication_on_the_server_is_fetched(
     client: TestClient, fhir_mock: respx.MockRouter
 ) -> None:
     """A draft naming Medication/<id> the prefetch does not hold: read it from the FHIR server."""
     from tests import medication_factories as mf
-    from tests.factories import order_prefetch
 
     med = fhir_mock.get(url__regex=r".*/Medication\?_id=med-oxy$").mock(
         return_value=httpx.Response(200, json=bundle([mf.medication("med-oxy", mf.OXYCODONE_5)]))
     )
-    draft = mf.medication_request(
-        None, medication_reference="Medication/med-oxy", supply_days=3, quantity=12
-    )
-    body = hook_request(
-        "order-sign",
-        prefetch=order_prefetch([back_pain()]),
-        draft_orders=[draft],
-        fhir_server=FHIR_BASE,
-        token="t",
-    )
+    body = order_sign_naming("Medication/med-oxy", fhir_server=FHIR_BASE, token="t")
     response = call(client, "lbp-order-sign", body)
     assert response.status_code == 200, response.text
     assert med.called
@@ -235,13 +245,7 @@ def test_draft_order_medication_on_the_server_is_fetched(
 
 
 def test_draft_medication_reference_without_fhir_access_is_not_an_error(client: TestClient) -> None:
-    from tests import medication_factories as mf
-    from tests.factories import order_prefetch
-
-    draft = mf.medication_request(
-        None, medication_reference="Medication/unknown-1", supply_days=3, quantity=12
-    )
-    body = hook_request("order-sign", prefetch=order_prefetch([back_pain()]), draft_orders=[draft])
+    body = order_sign_naming("Medication/unknown-1")
     assert call(client, "lbp-order-sign", body).status_code == 200
 
 
@@ -265,20 +269,8 @@ def test_a_failed_medication_chunk_does_not_fail_the_call(
     client: TestClient, fhir_mock: respx.MockRouter
 ) -> None:
     """Medications only refine identification: a FHIR error there leaves the drafts' own text."""
-    from tests import medication_factories as mf
-    from tests.factories import order_prefetch
-
     med = fhir_mock.get(url__regex=r".*/Medication\?_id=.*").mock(return_value=httpx.Response(500))
-    draft = mf.medication_request(
-        None, medication_reference="Medication/med-oxy", supply_days=3, quantity=12
-    )
-    body = hook_request(
-        "order-sign",
-        prefetch=order_prefetch([back_pain()]),
-        draft_orders=[draft],
-        fhir_server=FHIR_BASE,
-        token="t",
-    )
+    body = order_sign_naming("Medication/med-oxy", fhir_server=FHIR_BASE, token="t")
     response = call(client, "lbp-order-sign", body)
     assert response.status_code == 200, response.text
     assert med.call_count == 1

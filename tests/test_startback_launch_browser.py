@@ -19,21 +19,12 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
+from tests.browser import chromium
 from tests.servers import running_service
 
 pytestmark = pytest.mark.browser
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+pytest.importorskip("playwright.sync_api")
 
 
 class Attacker:
@@ -94,8 +85,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Auth on; loopback on the FHIR allow-list (as the review had it)."""
     workdir: Path = tmp_path_factory.mktemp("startback-launch")
     env = {"CDS_REQUIRE_AUTH": "true", "CDS_FHIR_ALLOWLIST": "http://127.0.0.1"}
-    with running_service(workdir, env) as base_url:
-        yield base_url
+    with running_service(workdir, env) as running:
+        yield running.base_url
 
 
 @pytest.fixture
@@ -106,10 +97,8 @@ def attacker() -> Iterator[Attacker]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def hosts(requests: list[str]) -> set[str]:

@@ -26,12 +26,13 @@ from __future__ import annotations
 import html
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import BaseModel, ConfigDict, StringConstraints
@@ -155,6 +156,28 @@ def launch_problem(
     return None
 
 
+@dataclass(frozen=True)
+class Launch:
+    """The page's launch parameters as given (`iss`), and why they are refused (message,
+    parameter) or None."""
+
+    iss: str | None
+    problem: tuple[str, str] | None
+
+
+async def checked_launch(
+    settings: SettingsDep,
+    iss: IssQuery = None,
+    launch: LaunchQuery = None,
+    patient: PatientQuery = None,
+) -> Launch:
+    """The page's and the config's query parameters, checked by `launch_problem`."""
+    return Launch(iss, launch_problem(settings, iss=iss, launch=launch, patient=patient))
+
+
+LaunchDep = Annotated[Launch, Depends(checked_launch)]
+
+
 class LaunchRefused(CdsError):
     status_code = 400
     issue_code = "security"
@@ -186,16 +209,10 @@ def _refusal_page(message: str) -> HTMLResponse:
         }
     },
 )
-async def page(
-    settings: SettingsDep,
-    iss: IssQuery = None,
-    launch: LaunchQuery = None,
-    patient: PatientQuery = None,
-) -> Response:
+async def page(launch: LaunchDep) -> Response:
     """The single-page app (SMART EHR launch, or `?iss=...&patient=...` for development)."""
-    problem = launch_problem(settings, iss=iss, launch=launch, patient=patient)
-    if problem:
-        return _refusal_page(problem[0])
+    if launch.problem:
+        return _refusal_page(launch.problem[0])
     return HTMLResponse(_static("startback.html"), headers=PAGE_HEADERS)
 
 
@@ -216,24 +233,18 @@ async def static_file(name: str) -> Response:
     summary="SMART client settings and the Questionnaire",
     responses=error_responses(400),
 )
-async def app_config(
-    settings: SettingsDep,
-    iss: IssQuery = None,
-    launch: LaunchQuery = None,
-    patient: PatientQuery = None,
-) -> Response:
+async def app_config(settings: SettingsDep, launch: LaunchDep) -> Response:
     """The page's settings; with the page's launch parameters, 400 when they are refused."""
-    problem = launch_problem(settings, iss=iss, launch=launch, patient=patient)
-    if problem:
-        raise LaunchRefused(problem[0], expression=[problem[1]])
+    if launch.problem:
+        raise LaunchRefused(launch.problem[0], expression=[launch.problem[1]])
     config: dict[str, Any] = {
         "clientId": settings.smart_client_id,
         "scope": SMART_SCOPE,
         "questionnaire": questionnaire(settings.public_base_url),
         "developmentMode": not settings.require_auth,
     }
-    if iss is not None:
-        config["iss"] = iss  # checked above: the only server the script may contact
+    if launch.iss is not None:
+        config["iss"] = launch.iss  # checked above: the only server the script may contact
     return json_response(config)
 
 

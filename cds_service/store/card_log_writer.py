@@ -79,11 +79,7 @@ class CardLogWriter:
             )
             return
         self._pending.extend(entries)
-        overflow = len(self._pending) - self._max_pending
-        if overflow > 0:
-            del self._pending[:overflow]
-            self._dropped += overflow
-            self._dropped_unreported += overflow
+        if self._drop_overflow():
             self._report_drops()
 
     @property
@@ -94,6 +90,16 @@ class CardLogWriter:
     def dropped(self) -> int:
         """Entries dropped because the backlog was full (since start)."""
         return self._dropped
+
+    def _drop_overflow(self) -> bool:
+        """Drop the oldest pending entries beyond `max_pending`, counted; True when any were."""
+        overflow = len(self._pending) - self._max_pending
+        if overflow <= 0:
+            return False
+        del self._pending[:overflow]
+        self._dropped += overflow
+        self._dropped_unreported += overflow
+        return True
 
     def _report_drops(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -144,11 +150,7 @@ class CardLogWriter:
                 "card log write failed; entries kept in memory and retried",
                 extra={"entries": len(self._pending), "error": type(exc.__cause__ or exc).__name__},
             )
-        overflow = len(self._pending) - self._max_pending
-        if overflow > 0:
-            del self._pending[:overflow]
-            self._dropped += overflow
-            self._dropped_unreported += overflow
+        self._drop_overflow()
         self._report_drops()
 
     def _write_succeeded(self, written: int) -> None:

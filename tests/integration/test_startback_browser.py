@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
+from tests.browser import chromium
 from tests.contract import assert_response_contract
 from tests.factories import SNOMED, TODAY, hook_request
 from tests.fhir_server import FhirServer
@@ -26,17 +27,8 @@ from tests.servers import ROOT, running_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT = ROOT / "docs" / "startback-app.png"
 FAKE_EHR = "https://ehr.example.test"
 
@@ -59,16 +51,14 @@ class Service:
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """The service under uvicorn, as an EHR and a browser reach it."""
     workdir = tmp_path_factory.mktemp("service")
-    with running_service(workdir, {"CDS_FHIR_ALLOWLIST": "http://127.0.0.1"}) as base_url:
-        yield Service(base_url)
+    with running_service(workdir, {"CDS_FHIR_ALLOWLIST": "http://127.0.0.1"}) as running:
+        yield Service(running.base_url)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def back_pain_patient(fhir_server: FhirServer, patient_id: str) -> None:
