@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 
 import httpx
@@ -34,9 +34,18 @@ async def get_card_log(request: Request) -> CardLogWriter:
     return writer
 
 
-async def get_clock(request: Request) -> Callable[[], date]:
-    clock: Callable[[], date] = request.app.state.clock
+Clock = Callable[[], datetime]
+
+
+async def get_clock(request: Request) -> Clock:
+    """The injected clock: now, as an aware datetime (tests fix it)."""
+    clock: Clock = request.app.state.clock
     return clock
+
+
+def local_date(moment: datetime) -> date:
+    """ "Today" for the rules (RULES.md: the request's date): the server's local date at `moment`."""
+    return moment.astimezone().date()
 
 
 async def get_uuid_factory(request: Request) -> Callable[[], str]:
@@ -48,5 +57,5 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]
 StoreDep = Annotated[Store, Depends(get_store)]
 CardLogDep = Annotated[CardLogWriter, Depends(get_card_log)]
-ClockDep = Annotated[Callable[[], date], Depends(get_clock)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
 UuidDep = Annotated[Callable[[], str], Depends(get_uuid_factory)]

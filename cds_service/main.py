@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import UTC, datetime
 
 import httpx
 from fastapi import FastAPI, Request, Response
@@ -15,15 +15,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cds_service import __version__, api_docs, openapi
+from cds_service import __version__, openapi
+from cds_service.admin import analytics, docs
 from cds_service.apps import startback as startback_app
 from cds_service.config import Settings, get_settings, is_loopback_url
 from cds_service.errors import CdsError, ServiceUnavailable, operation_outcome, pydantic_location
-from cds_service.gc_pause import GcPauseMiddleware
-from cds_service.hooks import analytics, discovery, feedback, service_call
+from cds_service.hooks import discovery, feedback, service_call
 from cds_service.logging_setup import configure_logging
 from cds_service.logic import terminology
-from cds_service.middleware import AnswerEveryRequest, BodySizeLimit
+from cds_service.middleware import AnswerEveryRequest, BodySizeLimit, GcPauseMiddleware
 from cds_service.responses import json_response
 from cds_service.security import JwksCache, check_trusted_issuers
 from cds_service.store.card_log_writer import CardLogWriter
@@ -64,7 +64,7 @@ def warm_up() -> None:
 def create_app(
     settings: Settings | None = None,
     *,
-    clock: Callable[[], date] | None = None,
+    clock: Callable[[], datetime] | None = None,
     new_uuid: Callable[[], str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
@@ -105,14 +105,14 @@ def create_app(
         version=__version__,
         description="CDS Hooks 2.0 services for low back pain (see README and CONTRACT.md).",
         lifespan=lifespan,
-        # FastAPI's own pages load Swagger UI from a CDN and are open to anyone: api_docs serves
+        # FastAPI's own pages load Swagger UI from a CDN and are open to anyone: admin/docs.py serves
         # /docs and /openapi.json from local files, behind CDS_ADMIN_TOKEN.
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
     app.state.settings = settings
-    app.state.clock = clock or date.today
+    app.state.clock = clock or (lambda: datetime.now(UTC))
     app.state.new_uuid = new_uuid or (lambda: str(uuid.uuid4()))
 
     app.add_middleware(
@@ -169,7 +169,7 @@ def create_app(
     app.include_router(feedback.router)
     app.include_router(analytics.router)
     app.include_router(startback_app.router)
-    app.include_router(api_docs.router)
+    app.include_router(docs.router)
     return app
 
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from cds_service.config import Settings
 from cds_service.main import create_app
-from tests.factories import FHIR_BASE, TODAY
+from tests.factories import FHIR_BASE, TODAY, noon_utc
 
 SERVICE_IDS = ("lbp-patient-view", "lbp-encounter-start", "lbp-order-select", "lbp-order-sign")
 
@@ -59,7 +59,7 @@ class StartedClients:
         counter = itertools.count(1)
         app = create_app(
             settings,
-            clock=lambda: today,
+            clock=lambda: noon_utc(today),
             new_uuid=lambda: f"00000000-0000-4000-8000-{next(counter):012d}",
             transport=transport,
         )

@@ -6,10 +6,18 @@ Dates are given as days before TODAY so every boundary reads as what it tests (4
 from __future__ import annotations
 
 import itertools
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 TODAY = date(2026, 11, 22)
+
+
+def noon_utc(day: date) -> datetime:
+    """A fixed clock reading on `day` (noon UTC is that same date in every server time zone
+    within 11 hours of UTC, so the rules' local "today" is `day`)."""
+    return datetime.combine(day, time(12), tzinfo=UTC)
+
+
 PATIENT_ID = "pt-1"
 FHIR_BASE = "http://127.0.0.1:9999/fhir"
 

@@ -1585,10 +1585,11 @@ def test_mr_duration_expected_supply(client: Any, service: str, days: int, fires
         assert not res.get("dispenseRequest", {}).get("numberOfRepeatsAllowed")
 
 
-@pytest.mark.parametrize(("days", "fires"), [(21, False), (22, True)])
-def test_mr_duration_validity_period(client: Any, days: int, fires: bool) -> None:
+@pytest.mark.parametrize("days", [21, 22, 365])
+def test_mr_duration_validity_period_is_never_a_course(client: Any, days: int) -> None:
+    """RULES.md v2: validityPeriod is how long the prescription may be filled, not taken."""
     order = cyclobenzaprine(validity=(0, days))
-    assert bool(_mr_cards(client, SIGN, order)) is fires
+    assert not _mr_cards(client, SIGN, order)
 
 
 @pytest.mark.parametrize(("days", "fires"), [(21, False), (22, True)])
@@ -1643,8 +1644,10 @@ def test_mr_duration_expected_supply_takes_precedence(client: Any) -> None:
     assert _mr_cards(client, SIGN, order)
 
 
-def test_mr_duration_validity_precedes_bounds(client: Any) -> None:
+def test_mr_duration_bounds_count_whatever_the_validity(client: Any) -> None:
     order = cyclobenzaprine(validity=(0, 14), bounds_days=60)
+    assert _mr_cards(client, SIGN, order)
+    order = cyclobenzaprine(validity=(0, 365), bounds_days=10)
     assert not _mr_cards(client, SIGN, order)
 
 

@@ -174,7 +174,7 @@ def test_a_large_call_is_worked_off_the_event_loop(
     assert threads["resolve_data"] == loop_thread["resolve_data"]  # the FHIR step stays async
     assert threads["parse_json_object"] != loop_thread["resolve_data"]
     assert threads["build_record"] != loop_thread["resolve_data"]
-    # The collector stays paused in the worker thread too (gc_pause).
+    # The collector stays paused in the worker thread too (GcPauseMiddleware).
     assert all(not enabled for name, _, enabled in log.steps if name == "build_record")
     # Same answer as inline: the injected clock and uuid factory still apply.
     cards = large.json()["cards"]

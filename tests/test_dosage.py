@@ -4,19 +4,22 @@ from typing import Any
 
 import pytest
 
-from cds_service.logic.dosage import (
-    course_length,
-    dose_per_administration,
-    doses_per_day,
-    duration_days,
-)
+from cds_service.logic.dosage import dose_per_administration, doses_per_day, duration_days
 from cds_service.logic.fhir import Dosage, MedicationRequest, Quantity
+from cds_service.logic.medications import identify
+from cds_service.logic.record import PatientRecord
+from cds_service.logic.supply import Course, intended_course
+from tests.factories import TODAY
 
 
 def request(**fields: Any) -> MedicationRequest:
     return MedicationRequest.model_validate(
         {"resourceType": "MedicationRequest", "status": "draft", **fields}
     )
+
+
+def course_length(r: MedicationRequest) -> Course | None:
+    return intended_course(identify(r, PatientRecord(today=TODAY, hook="order-sign")))
 
 
 def dosage(
@@ -79,9 +82,17 @@ def test_course_from_expected_supply_duration_times_fills() -> None:
     assert course.days == 30
 
 
-def test_course_from_validity_period() -> None:
+def test_a_validity_period_is_never_a_course() -> None:
+    """RULES.md v2: validityPeriod is how long the prescription may be filled, not taken."""
     r = request(dispenseRequest={"validityPeriod": {"start": "2026-01-01", "end": "2026-01-23"}})
-    assert course_length(r).days == 22  # type: ignore[union-attr]
+    assert course_length(r) is None
+    with_supply = request(
+        dispenseRequest={
+            "validityPeriod": {"start": "2026-01-01", "end": "2027-01-01"},
+            "expectedSupplyDuration": {"value": 10, "code": "d"},
+        }
+    )
+    assert course_length(with_supply).days == 10  # type: ignore[union-attr]
 
 
 def test_course_from_timing_bounds() -> None:

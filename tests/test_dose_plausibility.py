@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds_service.logic.config import RuleConfig
-from cds_service.logic.dosage import course_length, doses_per_day, implausible_reason
+from cds_service.logic.dosage import doses_per_day, implausible_reason
 from cds_service.logic.fhir import Dosage, MedicationRequest
 from cds_service.logic.medications import identify
-from cds_service.logic.mme import days_supply, order_mme
+from cds_service.logic.mme import order_mme
 from cds_service.logic.record import PatientRecord
+from cds_service.logic.supply import days_supply, intended_course
 from tests import medication_factories as mf
 from tests.conftest import call
 from tests.factories import TODAY, back_pain, hook_request, order_prefetch
@@ -140,7 +141,7 @@ def test_an_infinite_supply_is_not_a_supply() -> None:
     record = PatientRecord(today=TODAY, hook="order-sign")
     view = identify(MedicationRequest.model_validate(draft), record)
     assert days_supply(view) is None
-    assert course_length(view.request) is None
+    assert intended_course(view) is None
 
 
 # Values a sloppy or hostile client can put in a dosage: JSON numbers, and strings the lenient

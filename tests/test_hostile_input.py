@@ -28,6 +28,7 @@ from tests.factories import (
     days_ago,
     hook_request,
     next_id,
+    noon_utc,
     order_prefetch,
     service_request,
 )
@@ -443,7 +444,7 @@ def open_client(settings_factory, any_host: respx.MockRouter) -> Iterator[TestCl
 
     app = create_app(
         settings_factory(fhir_allowlist=["http://127.0.0.1:9999/fhir"]),
-        clock=lambda: TODAY,
+        clock=lambda: noon_utc(TODAY),
         transport=httpx.MockTransport(any_host.async_handler),
     )
     with TestClient(app) as client:

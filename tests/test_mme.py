@@ -8,8 +8,9 @@ import pytest
 
 from cds_service.logic.fhir import Medication, MedicationRequest
 from cds_service.logic.medications import identify
-from cds_service.logic.mme import days_supply, order_mme
+from cds_service.logic.mme import order_mme
 from cds_service.logic.record import PatientRecord
+from cds_service.logic.supply import days_supply
 from tests import medication_factories as mf
 from tests.factories import TODAY
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import respx
 from fastapi.testclient import TestClient
 
@@ -17,7 +18,12 @@ from tests.factories import (
     chart_prefetch,
     hook_request,
     patient,
+    service_request,
 )
+
+
+def topics(response: httpx.Response) -> list[str]:
+    return [c["source"]["topic"]["code"] for c in response.json()["cards"]]
 
 
 def test_prefetch_present_means_no_fhir_call(
@@ -171,6 +177,8 @@ def test_paginated_prefetch_without_fhir_access_uses_the_pages_given(client: Tes
     prefetch["conditions"] = bundle([back_pain()], next_url=f"{FHIR_BASE}/Condition?page=2")
     response = call(client, "lbp-patient-view", hook_request("patient-view", prefetch=prefetch))
     assert response.status_code == 200
+    # The back pain on the page given still counts.
+    assert topics(response) == ["startback-screening"]
 
 
 def test_malformed_resources_are_skipped_not_500(client: TestClient) -> None:
@@ -192,6 +200,8 @@ def test_malformed_resources_are_skipped_not_500(client: TestClient) -> None:
     body["context"]["draftOrders"] = "ignored on patient-view"
     response = call(client, "lbp-patient-view", body)
     assert response.status_code == 200
+    # The well-formed back pain Condition is kept.
+    assert topics(response) == ["startback-screening"]
 
 
 def test_malformed_draft_order_is_skipped(client: TestClient) -> None:
@@ -203,9 +213,14 @@ def test_malformed_draft_order_is_skipped(client: TestClient) -> None:
         {"resource": "nope"},
         {"resource": {"resourceType": "NutritionOrder", "id": "n1"}},
         "not an entry",
+        {"resource": service_request(order_id="mri-good")},
     ]
     response = call(client, "lbp-order-sign", body)
     assert response.status_code == 200
+    # The well-formed lumbar MRI draft is still checked.
+    [card] = response.json()["cards"]
+    assert card["source"]["topic"]["code"] == "imaging-without-red-flags"
+    assert "ServiceRequest/mri-good" in orjson.dumps(card["suggestions"]).decode()
 
 
 def order_sign_naming(
@@ -240,13 +255,24 @@ def test_draft_order_medication_on_the_server_is_fetched(
     assert response.status_code == 200, response.text
     assert med.called
     assert med.calls.last.request.headers["Authorization"] == "Bearer t"
-    topics = [c["source"]["topic"]["code"] for c in response.json()["cards"]]
-    assert topics == ["opioid-order"]
+    assert topics(response) == ["opioid-order"]
 
 
 def test_draft_medication_reference_without_fhir_access_is_not_an_error(client: TestClient) -> None:
-    body = order_sign_naming("Medication/unknown-1")
-    assert call(client, "lbp-order-sign", body).status_code == 200
+    from tests import medication_factories as mf
+    from tests.factories import order_prefetch
+
+    draft = mf.medication_request(
+        None, medication_reference="Medication/unknown-1", supply_days=3, quantity=12
+    )
+    coded = mf.medication_request(mf.OXYCODONE_5, supply_days=3, quantity=12)
+    body = hook_request(
+        "order-sign", prefetch=order_prefetch([back_pain()]), draft_orders=[draft, coded]
+    )
+    response = call(client, "lbp-order-sign", body)
+    assert response.status_code == 200
+    # The unresolved reference is passed over; the coded opioid draft still gets its card.
+    assert topics(response) == ["opioid-order"]
 
 
 def test_a_bearer_token_that_is_not_printable_ascii_is_412_and_never_sent(

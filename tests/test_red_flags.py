@@ -18,8 +18,15 @@ from cds_service.logic.fhir import (
     Quantity,
     ServiceRequest,
 )
+from cds_service.logic.medication_orders import medication_orders
 from cds_service.logic.record import PatientRecord
-from cds_service.logic.red_flags import RedFlag, find_red_flags, temperature_celsius
+from cds_service.logic.red_flags import (
+    RedFlag,
+    RedFlagReport,
+    record_red_flags,
+    temperature_celsius,
+    with_order_reason,
+)
 from tests.factories import (
     CPT,
     ICD10CM,
@@ -57,9 +64,16 @@ def make_record(
     )
 
 
+def report_for(record: PatientRecord, order: dict[str, Any] | None = None) -> RedFlagReport:
+    """The record's red flags, plus those in a draft order's stated reason, as the rules ask."""
+    report = record_red_flags(record, CONFIG, medication_orders(record))
+    if order is None:
+        return report
+    return with_order_reason(report, ServiceRequest.model_validate(order), record)
+
+
 def flags_in(record: PatientRecord, order: dict[str, Any] | None = None) -> set[RedFlag]:
-    draft = ServiceRequest.model_validate(order) if order else None
-    return set(find_red_flags(record, CONFIG, draft).flags)
+    return set(report_for(record, order).flags)
 
 
 def temperature(
@@ -218,7 +232,7 @@ def test_codes_outside_every_group_raise_no_flag(system: str, code: str) -> None
 def test_hit_names_its_evidence_and_source() -> None:
     c = condition(ICD10CM, "R33.9", onset_days_ago=5, condition_id="ret-1")
     c["code"]["coding"][0]["display"] = "Retention of urine, unspecified"
-    report = find_red_flags(make_record(conditions=[c]), CONFIG)
+    report = report_for(make_record(conditions=[c]))
     [hit] = report.found
     assert (hit.flag, hit.evidence, hit.source, hit.on) == (
         RedFlag.CAUDA_EQUINA,

@@ -37,18 +37,23 @@ from fastapi.responses import HTMLResponse
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from cds_service.cards.startback import APP_PATH, CARE_DETAIL
 from cds_service.config import Settings, is_loopback_url
 from cds_service.deps import SettingsDep
 from cds_service.errors import BadRequest, CdsError
 from cds_service.hooks.parsing import parse_json_object, validate
 from cds_service.logic import startback
 from cds_service.logic.fhir import QuestionnaireResponse
-from cds_service.logic.startback import QUESTIONNAIRE_PATH, RiskGroup, Score
+from cds_service.logic.startback import (
+    MATCHED_CARE,
+    QUESTIONNAIRE_CANONICAL_PATH,
+    RiskGroup,
+    Score,
+)
 from cds_service.logic.terminology import value_set
 from cds_service.openapi import body_schema, error_responses
 from cds_service.records.fhir_urls import UnsafeFhirUrl, parse_base
 from cds_service.responses import json_response
+from cds_service.routes import STARTBACK_APP_PATH
 
 router = APIRouter(tags=["startback-app"])
 
@@ -89,7 +94,7 @@ def _questionnaire_template() -> dict[str, Any]:
 
 
 def canonical_url(public_base_url: str) -> str:
-    return f"{public_base_url}{QUESTIONNAIRE_PATH}"
+    return f"{public_base_url}{QUESTIONNAIRE_CANONICAL_PATH}"
 
 
 def questionnaire(public_base_url: str) -> dict[str, Any]:
@@ -107,7 +112,7 @@ def _static(name: str) -> str:
     )
 
 
-@router.get(QUESTIONNAIRE_PATH, summary="The STarT Back Questionnaire (FHIR R4)")
+@router.get(QUESTIONNAIRE_CANONICAL_PATH, summary="The STarT Back Questionnaire (FHIR R4)")
 async def get_questionnaire(settings: SettingsDep) -> Response:
     """The Questionnaire resource at its canonical URL."""
     return json_response(
@@ -198,7 +203,7 @@ def _refusal_page(message: str) -> HTMLResponse:
 
 
 @router.get(
-    APP_PATH,
+    STARTBACK_APP_PATH,
     summary="STarT Back questionnaire app",
     response_class=HTMLResponse,
     responses={
@@ -216,7 +221,7 @@ async def page(launch: LaunchDep) -> Response:
     return HTMLResponse(_static("startback.html"), headers=PAGE_HEADERS)
 
 
-@router.get(APP_PATH + "/static/{name}", include_in_schema=False)
+@router.get(STARTBACK_APP_PATH + "/static/{name}", include_in_schema=False)
 async def static_file(name: str) -> Response:
     media_type = STATIC_FILES.get(name)
     if media_type is None:
@@ -229,7 +234,7 @@ async def static_file(name: str) -> Response:
 
 
 @router.get(
-    APP_PATH + "/config",
+    STARTBACK_APP_PATH + "/config",
     summary="SMART client settings and the Questionnaire",
     responses=error_responses(400),
 )
@@ -271,7 +276,7 @@ class ScoreResponse(BaseModel):
 
 
 @router.post(
-    APP_PATH + "/score",
+    STARTBACK_APP_PATH + "/score",
     summary="Score STarT Back answers and build the FHIR resources",
     openapi_extra=body_schema(ScoreRequest),
 )
@@ -295,7 +300,7 @@ async def score(request: Request, settings: SettingsDep) -> Response:
         total=result.total,
         subscale=result.subscale,
         risk=result.risk,
-        care=CARE_DETAIL[result.risk],
+        care=MATCHED_CARE[result.risk],
         bundle=bundle,
     )
     return json_response(out.model_dump(exclude_none=True))

@@ -1,4 +1,5 @@
-"""Shared card building: uuid, source from the guideline registry, topic, suggestions.
+"""Shared card building: uuid, the source the finding's Rule cites, topic, suggestions, and the
+small wording helpers every card uses (figures, the guidelines line, the red-flag paragraph).
 
 Suggestion resources are validated with fhir.resources R4B before they leave the service, so an
 EHR never receives a resource it cannot apply (only the few resources a card carries are
@@ -7,17 +8,17 @@ validated; never the incoming record, see ARCHITECTURE.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 
-from cds_service.logic.config import RuleConfig
+from cds_service.logic.fhir import MedicationRequest
 from cds_service.logic.findings import CARD_TOPIC_SYSTEM, Finding
-from cds_service.logic.guidelines import guideline
-from cds_service.logic.record import PatientRecord
+from cds_service.logic.guidelines import Citation
+from cds_service.logic.red_flags import RedFlagReport
 from cds_service.models import Action, Card, Coding, Link, Source, Suggestion
 
 OVERRIDE_REASON_SYSTEM = "urn:lbp-cds:override-reason"
@@ -25,19 +26,18 @@ OVERRIDE_REASON_SYSTEM = "urn:lbp-cds:override-reason"
 
 @dataclass(frozen=True)
 class RenderContext:
-    """What rendering needs besides the finding: ids, the record, settings that shape links."""
+    """What rendering needs besides the finding: ids for links and suggestion resources, and the
+    drafted orders an update suggestion sends back whole."""
 
     new_uuid: Callable[[], str]
-    record: PatientRecord
-    config: RuleConfig
+    today: date
     public_base_url: str
     patient_id: str
     user_id: str | None = None
     encounter_id: str | None = None
-
-    @property
-    def today(self) -> date:
-        return self.record.today
+    # "MedicationRequest/<id>" -> the draft (slim model) and the draft as the EHR sent it (JSON).
+    drafts: Mapping[str, MedicationRequest] = field(default_factory=dict)
+    draft_json: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def validated_resource(resource: dict[str, Any]) -> dict[str, Any]:
@@ -82,14 +82,13 @@ def make_card(
     *,
     summary: str,
     detail: str,
-    guideline_id: str,
     suggestions: Sequence[Suggestion] = (),
     override_reasons: Sequence[Coding] = (),
     links: Sequence[Link] = (),
     selection_behavior: str = "at-most-one",
 ) -> Card:
-    """A contract card: uuid, summary < 140 chars, source from the registry, topic coding."""
-    cited = guideline(guideline_id)
+    """A contract card: uuid, summary < 140 chars, the source its Rule cites, topic coding."""
+    cited = citation(finding).source_guideline
     return Card.model_validate(
         {
             "uuid": ctx.new_uuid(),
@@ -107,3 +106,49 @@ def make_card(
             "links": list(links) or None,
         }
     )
+
+
+def citation(finding: Finding) -> Citation:
+    """What the finding's Rule cites (set by rules.evaluate; a finding without one is a bug)."""
+    if finding.citation is None:
+        raise ValueError(f"{finding.topic} finding has no citation: made outside rules.evaluate")
+    return finding.citation
+
+
+def figure(value: float) -> str:
+    """A figure as cards show it: one decimal at most, no trailing zero ("7", "22.5")."""
+    return f"{round(value, 1):g}"
+
+
+def guidelines_line(finding: Finding, *, short_labels: bool = False) -> str:
+    """ "**Guidelines:** [label](url); ..." for the guidelines the finding's Rule names."""
+    named = citation(finding).named_guidelines
+    labels = [g.label.split(":")[0] if short_labels else g.label for g in named]
+    links = "; ".join(f"[{label}]({g.url})" for label, g in zip(labels, named, strict=True))
+    return f"**Guidelines:** {links}."
+
+
+# Red flags listed before "and N more".
+RED_FLAGS_LISTED = 6
+
+
+def red_flag_paragraph(report: RedFlagReport | None) -> str | None:
+    """The red flags found for a finding, for every card but the imaging one (RULES.md: red flags
+    "suppress the imaging warning; shown in the card detail of other cards"). An opioid, a muscle
+    relaxant or STarT Back stratification all assume non-specific low back pain; a red flag means
+    serious pathology has to be considered first, so the card says which and on what evidence."""
+    if report is None or not report.present:
+        return None
+    labels = {check.flag: check.label for check in report.checked}
+    items = [f"{labels[hit.flag]}: {hit.evidence}" for hit in report.found[:RED_FLAGS_LISTED]]
+    more = len(report.found) - RED_FLAGS_LISTED
+    listed = "; ".join(items) + (f"; and {more} more" if more > 0 else "")
+    return (
+        f"**Red flags in the record:** {listed}. Consider serious pathology (cancer, infection, "
+        "fracture, cauda equina) before treating this as non-specific low back pain."
+    )
+
+
+def join_detail(*parts: str | None) -> str:
+    """The detail's paragraphs, blank-line separated; absent ones left out."""
+    return "\n\n".join(p for p in parts if p)

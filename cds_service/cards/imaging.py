@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from cds_service.cards.base import RenderContext, action, make_card, override_reason, suggestion
+from cds_service.cards.base import (
+    RenderContext,
+    action,
+    guidelines_line,
+    join_detail,
+    make_card,
+    override_reason,
+    suggestion,
+)
 from cds_service.logic.findings import Finding
-from cds_service.logic.guidelines import guideline
-from cds_service.logic.imaging import GUIDELINE_IDS, ImagingFinding
+from cds_service.logic.rules.imaging import ImagingFinding
 from cds_service.models import Card
-
-# The card cites ACR AC 2021: it covers every modality (X-ray, CT, MRI) and the 6-week mark.
-SOURCE_GUIDELINE = "acr-ac-lbp-2021"
 
 INSTEAD = (
     "- Advise staying active and keeping up usual activities; no bed rest.",
@@ -46,34 +50,27 @@ def _episode_line(finding: ImagingFinding) -> str:
     )
 
 
-def _age_line(finding: ImagingFinding, weaker_risk_age: int) -> str | None:
+def _age_line(finding: ImagingFinding) -> str | None:
     if not finding.age_is_weaker_risk_factor or finding.age_years is None:
         return None
     return (
-        f"**Age:** {finding.age_years} years. Age {weaker_risk_age} or more is a weaker risk factor "
+        f"**Age:** {finding.age_years} years. Age {finding.weaker_risk_age_years} or more is a weaker risk factor "
         "for cancer (ACP 2011), not a red flag on its own: defer imaging and reconsider it if the "
         "pain has not improved after a trial of therapy (about 1 month)."
     )
 
 
-def _guidelines_line() -> str:
-    cited = [guideline(gid) for gid in GUIDELINE_IDS]
-    links = "; ".join(f"[{g.label.split(':')[0]}]({g.url})" for g in cited)
-    return f"**Guidelines:** {links}."
-
-
-def detail(finding: ImagingFinding, weaker_risk_age: int) -> str:
-    checked = "; ".join(check.described for check in finding.checked)
-    parts = [
+def detail(finding: ImagingFinding) -> str:
+    checked = "; ".join(c.described for c in finding.red_flags.checked) if finding.red_flags else ""
+    return join_detail(
         f"**Order:** {finding.order_name}.",
         _episode_line(finding),
-        _age_line(finding, weaker_risk_age),
+        _age_line(finding),
         "**Red flags:** none found in the record or in the order's reason. Checked: "
         f"{checked}. If a red flag is present but not coded, record it and keep the order.",
         "**Instead:**\n" + "\n".join(INSTEAD),
-        _guidelines_line(),
-    ]
-    return "\n\n".join(p for p in parts if p)
+        guidelines_line(finding, short_labels=True),
+    )
 
 
 def render(finding: Finding, ctx: RenderContext) -> Card:
@@ -99,8 +96,7 @@ def render(finding: Finding, ctx: RenderContext) -> Card:
         ctx,
         finding,
         summary=summary(finding.window_days),
-        detail=detail(finding, ctx.config.imaging_weaker_risk_age_years),
-        guideline_id=SOURCE_GUIDELINE,
+        detail=detail(finding),
         suggestions=suggestions,
         override_reasons=(
             override_reason("red-flag-not-coded", "Red flag present but not coded"),

@@ -10,11 +10,9 @@ from typing import Any
 
 from cds_service.cards.base import RenderContext, action
 from cds_service.logic.dates import parse_fhir_date
-from cds_service.logic.fhir import MedicationRequest
-from cds_service.logic.terminology import RXNORM, UCUM, value_set
+from cds_service.logic.fhir import Coding, MedicationRequest
+from cds_service.logic.terminology import UCUM
 from cds_service.models import Action
-
-NALOXONE_PRODUCT = "naloxone-suggested-product"
 
 
 def _pruned(value: Any) -> Any:
@@ -26,14 +24,6 @@ def _pruned(value: Any) -> Any:
         items = [_pruned(v) for v in value]
         return [v for v in items if v not in (None, "", [], {})]
     return value
-
-
-def find_draft(ctx: RenderContext, reference: str | None) -> MedicationRequest | None:
-    """The drafted MedicationRequest a finding names ("MedicationRequest/<id>")."""
-    for order in ctx.record.draft_medication_requests:
-        if order.id and reference == f"MedicationRequest/{order.id}":
-            return order
-    return None
 
 
 # Beyond this a float no longer holds whole units exactly; no real dispense comes near it.
@@ -108,20 +98,15 @@ def update_action(description: str, resource: dict[str, Any]) -> Action | None:
         return None
 
 
-def naloxone_request(ctx: RenderContext) -> dict[str, Any]:
-    """A draft MedicationRequest for naloxone 4 mg nasal spray (CDC 2022 Recommendation 8)."""
-    product = value_set(NALOXONE_PRODUCT)
-    (system, code), *_ = sorted(product.codes)
-    if system != RXNORM:
-        raise ValueError(f"{NALOXONE_PRODUCT} must hold one RxNorm product")
+def naloxone_request(ctx: RenderContext, product: Coding) -> dict[str, Any]:
+    """A draft MedicationRequest for the naloxone product the finding names (4 mg nasal spray,
+    CDC 2022 Recommendation 8)."""
     resource: dict[str, Any] = {
         "resourceType": "MedicationRequest",
         "status": "draft",
         "intent": "order",
         "medicationCodeableConcept": {
-            "coding": [
-                {"system": system, "code": code, "display": product.displays[(system, code)]}
-            ],
+            "coding": [product.model_dump(exclude_none=True)],
             "text": "Naloxone 4 mg nasal spray",
         },
         "subject": {"reference": f"Patient/{ctx.patient_id}"},

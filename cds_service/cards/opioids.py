@@ -10,25 +10,21 @@ from __future__ import annotations
 from cds_service.cards.base import (
     RenderContext,
     action,
+    figure,
+    guidelines_line,
+    join_detail,
     make_card,
     override_reason,
+    red_flag_paragraph,
     suggestion,
 )
-from cds_service.cards.medication_orders import (
-    find_draft,
-    naloxone_request,
-    shortened,
-    update_action,
-)
-from cds_service.logic.config import RuleConfig
+from cds_service.cards.medication_orders import naloxone_request, shortened, update_action
 from cds_service.logic.findings import Finding
-from cds_service.logic.guidelines import guideline
 from cds_service.logic.mme import OrderMme
-from cds_service.logic.opioids import CoDrafted, OpioidOrderFinding
+from cds_service.logic.rules.opioids import CoDrafted, MmeBand, OpioidOrderFinding
 from cds_service.models import Card, Suggestion
 
-SOURCE_GUIDELINE = "cdc-opioid-2022"
-CITED = ("cdc-opioid-2022", "acp-2017")
+# RULES.md's wording: the figures lead the detail.
 SUMMARY = "Opioids are not first-line for low back pain"
 
 INSTEAD = (
@@ -64,24 +60,15 @@ def _some(names: tuple[str, ...]) -> str:
     return listed + (f"; and {more} more" if more > 0 else "")
 
 
-def _n(value: float) -> str:
-    return f"{round(value, 1):g}"
-
-
 def _days(value: float) -> str:
-    figure = _n(value)
-    return f"{figure} day" if figure == "1" else f"{figure} days"
-
-
-def summary(finding: OpioidOrderFinding) -> str:  # noqa: ARG001 (same text whatever the figures)
-    """RULES.md's wording, exactly: the figures lead the detail (EHRs and tests match this text)."""
-    return SUMMARY
+    shown = figure(value)
+    return f"{shown} day" if shown == "1" else f"{shown} days"
 
 
 def _order_line(order: OrderMme) -> str:
     if order.mme_per_day is None:
         return f"cannot be computed: {order.reason}"
-    return f"{_n(order.mme_per_day)} MME/day ({order.calculation})"
+    return f"{figure(order.mme_per_day)} MME/day ({order.calculation})"
 
 
 def _mme_lines(finding: OpioidOrderFinding) -> list[str]:
@@ -90,7 +77,7 @@ def _mme_lines(finding: OpioidOrderFinding) -> list[str]:
         lines.append("**MME/day, total:** the same: no active opioid order.")
     else:
         total = (
-            f"{_n(finding.total_mme_per_day)} MME/day"
+            f"{figure(finding.total_mme_per_day)} MME/day"
             if finding.total_mme_per_day is not None
             else "cannot be computed"
         )
@@ -118,18 +105,18 @@ def _co_drafted_line(co: CoDrafted, total: float | None) -> str:
         names += f"; and {co.unnamed} more"
     orders = "1 other opioid order" if co.count == 1 else f"{co.count} other opioid orders"
     if co.uncomputed == co.count:
-        figure = "their MME/day cannot be computed"
+        combined = "their MME/day cannot be computed"
     else:
-        figure = f"{_n(co.mme_per_day)} MME/day combined"
+        combined = f"{figure(co.mme_per_day)} MME/day combined"
         if co.uncomputed:
-            figure += f", leaving out {co.uncomputed} whose MME/day cannot be computed"
-    line = f"**Also drafted now:** {orders} ({names}): {figure}."
+            combined += f", leaving out {co.uncomputed} whose MME/day cannot be computed"
+    line = f"**Also drafted now:** {orders} ({names}): {combined}."
     if total is not None or co.uncomputed < co.count:
-        line += f" Signed together: {_n((total or 0) + co.mme_per_day)} MME/day."
+        line += f" Signed together: {figure((total or 0) + co.mme_per_day)} MME/day."
     return line
 
 
-def _supply_line(finding: OpioidOrderFinding, config: RuleConfig) -> str:
+def _supply_line(finding: OpioidOrderFinding) -> str:
     supply = finding.supply
     refills = f", plus {finding.refills} refill(s)" if finding.refills else ""
     if supply is None and finding.dosage_problem:
@@ -139,12 +126,11 @@ def _supply_line(finding: OpioidOrderFinding, config: RuleConfig) -> str:
             "**Days supply:** not stated (no expected supply duration, and no quantity with a "
             f"dose and frequency){refills}."
         )
-    over = f", more than {config.opioid_max_days_supply}" if finding.suggest_shorter_supply else ""
+    over = f", more than {finding.max_days_supply}" if finding.suggest_shorter_supply else ""
     return f"**Days supply:** {_days(supply.days)} (from the {supply.basis}){over}{refills}."
 
 
-def _cdc_points(finding: OpioidOrderFinding, config: RuleConfig) -> list[str]:
-    total = finding.total_mme_per_day
+def _cdc_points(finding: OpioidOrderFinding) -> list[str]:
     points = [
         "- Nonopioid therapy first: nonpharmacologic care and NSAIDs are at least as effective "
         "for acute low back pain, with fewer harms.",
@@ -156,17 +142,17 @@ def _cdc_points(finding: OpioidOrderFinding, config: RuleConfig) -> list[str]:
             else ""
         ),
         "- Acute pain: no more than needed, often a few days or less; more than "
-        f"{config.opioid_max_days_supply} days is rarely needed.",
+        f"{finding.max_days_supply} days is rarely needed.",
         "- Reassess benefits and harms within 1 to 4 weeks, and before any dose increase.",
     ]
-    if total is not None and total >= config.mme_caution_per_day:
+    if finding.band >= MmeBand.CAUTION:
         points.append(
-            f"- At {_n(config.mme_caution_per_day)} MME/day or more: pause and reassess the "
+            f"- At {figure(finding.caution_mme_per_day)} MME/day or more: pause and reassess the "
             "benefits and risks before continuing; offer naloxone."
         )
-    if total is not None and total >= config.mme_high_per_day:
+    if finding.band >= MmeBand.HIGH:
         points.append(
-            f"- At {_n(config.mme_high_per_day)} MME/day or more the overdose risk is high: "
+            f"- At {figure(finding.high_mme_per_day)} MME/day or more the overdose risk is high: "
             "justify the dose or taper."
         )
     if finding.benzodiazepines:
@@ -186,27 +172,23 @@ def _cdc_points(finding: OpioidOrderFinding, config: RuleConfig) -> list[str]:
     return points
 
 
-def _sources() -> str:
-    links = "; ".join(f"[{guideline(g).label}]({guideline(g).url})" for g in CITED)
-    return f"**Guidelines:** {links}."
-
-
-def detail(finding: OpioidOrderFinding, config: RuleConfig) -> str:
-    parts = [
+def detail(finding: OpioidOrderFinding) -> str:
+    return join_detail(
         f"**Order:** {finding.medication}.",
         "\n".join(_mme_lines(finding)),
-        _supply_line(finding, config),
-        "**CDC 2022 points that apply:**\n" + "\n".join(_cdc_points(finding, config)),
+        _supply_line(finding),
+        "**CDC 2022 points that apply:**\n" + "\n".join(_cdc_points(finding)),
+        red_flag_paragraph(finding.red_flags),
         "**Instead:**\n" + "\n".join(INSTEAD),
-        _sources(),
-    ]
-    return "\n\n".join(parts)
+        guidelines_line(finding),
+    )
 
 
 def _suggestions(finding: OpioidOrderFinding, ctx: RenderContext) -> list[Suggestion]:
     out: list[Suggestion] = []
-    max_days = ctx.config.opioid_max_days_supply
-    draft = find_draft(ctx, finding.order_reference)
+    max_days = finding.max_days_supply
+    reference = finding.order_reference
+    draft = ctx.drafts.get(reference) if reference else None
     if finding.suggest_shorter_supply and draft is not None and finding.supply is not None:
         update = update_action(
             f"Change the draft {finding.medication} to a {max_days}-day supply",
@@ -216,19 +198,21 @@ def _suggestions(finding: OpioidOrderFinding, ctx: RenderContext) -> list[Sugges
                 current_days=finding.supply.days,
                 drop_refills=False,
                 patient_id=ctx.patient_id,
-                source=ctx.record.draft_order_json.get(f"MedicationRequest/{draft.id}"),
+                source=ctx.draft_json.get(reference) if reference else None,
             ),
         )
         if update is not None:
             out.append(suggestion(ctx, f"Shorten to a {max_days}-day supply", [update]))
-    if finding.suggest_naloxone:
+    if finding.suggest_naloxone and finding.naloxone_product is not None:
         out.append(
             suggestion(
                 ctx,
                 "Add naloxone 4 mg nasal spray",
                 [
                     action(
-                        "create", "Order naloxone 4 mg nasal spray", resource=naloxone_request(ctx)
+                        "create",
+                        "Order naloxone 4 mg nasal spray",
+                        resource=naloxone_request(ctx, finding.naloxone_product),
                     )
                 ],
             )
@@ -254,9 +238,8 @@ def render(finding: Finding, ctx: RenderContext) -> Card:
     return make_card(
         ctx,
         finding,
-        summary=summary(finding),
-        detail=detail(finding, ctx.config),
-        guideline_id=SOURCE_GUIDELINE,
+        summary=SUMMARY,
+        detail=detail(finding),
         suggestions=_suggestions(finding, ctx),
         override_reasons=reasons,
         selection_behavior="any",

@@ -4,52 +4,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from cds_service.cards.base import RenderContext, action, make_card, override_reason, suggestion
+from cds_service.cards.base import (
+    RenderContext,
+    action,
+    join_detail,
+    make_card,
+    override_reason,
+    red_flag_paragraph,
+    suggestion,
+)
 from cds_service.logic.findings import Finding
+from cds_service.logic.rules.startback import StartBackResultFinding, StartBackScreeningFinding
 from cds_service.logic.startback import (
-    QUESTIONNAIRE_PATH,
+    MATCHED_CARE,
+    MATCHED_CARE_SHORT,
+    QUESTIONNAIRE_CANONICAL_PATH,
     SUBSCALE_MAX,
     TOTAL_MAX,
     ResultSource,
-    RiskGroup,
     StartBackResult,
 )
-from cds_service.logic.startback_rules import StartBackResultFinding, StartBackScreeningFinding
 from cds_service.models import Card, Link
-
-APP_PATH = "/apps/startback"
+from cds_service.routes import STARTBACK_APP_PATH
 
 COPYRIGHT_NOTE = (
     "STarT Back © Keele University: no licence is needed for non-commercial use; "
     "commercial use needs Keele's permission."
 )
 
-# Matched care of the Keele stratified-care model (RULES.md startback-result).
-CARE_SHORT = {
-    RiskGroup.LOW: "advice, reassurance and self-management",
-    RiskGroup.MEDIUM: "refer to physiotherapy",
-    RiskGroup.HIGH: "psychologically informed physiotherapy",
-}
-CARE_DETAIL = {
-    RiskGroup.LOW: (
-        "advice, reassurance and support to self-manage (stay active, written information) in "
-        "primary care; a physiotherapy referral is usually not needed."
-    ),
-    RiskGroup.MEDIUM: "physiotherapy (exercise and manual therapy) with self-management advice.",
-    RiskGroup.HIGH: (
-        "psychologically informed physiotherapy: combined physical and psychological care that "
-        "addresses fear of movement, worry and low mood alongside exercise."
-    ),
-}
-
 
 def questionnaire_canonical(ctx: RenderContext) -> str:
-    return f"{ctx.public_base_url}{QUESTIONNAIRE_PATH}"
+    return f"{ctx.public_base_url}{QUESTIONNAIRE_CANONICAL_PATH}"
 
 
 def _app_link(ctx: RenderContext, label: str) -> Link:
     # A SMART link: the EHR adds `launch` and `iss` and the app runs the EHR launch.
-    return Link(label=label, url=f"{ctx.public_base_url}{APP_PATH}", type="smart")
+    return Link(label=label, url=f"{ctx.public_base_url}{STARTBACK_APP_PATH}", type="smart")
 
 
 def _episode(days: int | None) -> str:
@@ -112,24 +102,23 @@ def render_screening(finding: Finding, ctx: RenderContext) -> Card:
     lines = [
         f"**No STarT Back result in the last {window} days.** {_episode(finding.episode_days)}"
     ]
-    if finding.previous is not None:
-        days = (ctx.today - finding.previous.on).days
+    if finding.previous is not None and finding.previous_days_ago is not None:
+        days = finding.previous_days_ago
         risk = finding.previous.risk
         group = f"{risk.value} risk" if risk else "no risk group"
         lines.append(
             f"Last result: {group} on {_when(finding.previous, days)} (outside the window)."
         )
-    detail = "\n\n".join(
-        [
-            " ".join(lines),
-            "**Do:** ask the patient to answer the 9 STarT Back questions (about 2 minutes) in "
-            "the app linked below, or send them as a task. The risk group then guides care: "
-            "low - advice, reassurance and self-management; medium - physiotherapy; high - "
-            "psychologically informed physiotherapy.",
-            "**Guideline:** NICE NG59 1.1.2 - consider risk stratification (for example STarT "
-            "Back) at first contact for each new episode of low back pain.",
-            COPYRIGHT_NOTE,
-        ]
+    detail = join_detail(
+        " ".join(lines),
+        "**Do:** ask the patient to answer the 9 STarT Back questions (about 2 minutes) in "
+        "the app linked below, or send them as a task. The risk group then guides care: "
+        "low - advice, reassurance and self-management; medium - physiotherapy; high - "
+        "psychologically informed physiotherapy.",
+        red_flag_paragraph(finding.red_flags),
+        "**Guideline:** NICE NG59 1.1.2 - consider risk stratification (for example STarT "
+        "Back) at first contact for each new episode of low back pain.",
+        COPYRIGHT_NOTE,
     )
     task = suggestion(
         ctx,
@@ -142,7 +131,6 @@ def render_screening(finding: Finding, ctx: RenderContext) -> Card:
         finding,
         summary="Screen with STarT Back",
         detail=detail,
-        guideline_id="nice-ng59",
         suggestions=[task],
         override_reasons=[
             override_reason("screened-elsewhere", "Already screened; result recorded elsewhere"),
@@ -168,30 +156,28 @@ def render_result(finding: Finding, ctx: RenderContext) -> Card:
             f"STarT Back total {result.total}/{TOTAL_MAX}: psychosocial subscale needed "
             "for a risk group"
         )
-        detail = "\n\n".join(
-            [
-                f"**Total {result.total}/{TOTAL_MAX}** on {when} ({_source(result)}); the "
-                "psychosocial subscale (items 5-9) is not recorded.",
-                "**Do:** record the subscale or repeat the questionnaire: a subscale of 4 or "
-                "more means high risk (psychologically informed physiotherapy), 3 or less "
-                "medium risk (physiotherapy).",
-                guideline,
-                COPYRIGHT_NOTE,
-            ]
+        detail = join_detail(
+            f"**Total {result.total}/{TOTAL_MAX}** on {when} ({_source(result)}); the "
+            "psychosocial subscale (items 5-9) is not recorded.",
+            "**Do:** record the subscale or repeat the questionnaire: a subscale of 4 or "
+            "more means high risk (psychologically informed physiotherapy), 3 or less "
+            "medium risk (physiotherapy).",
+            red_flag_paragraph(finding.red_flags),
+            guideline,
+            COPYRIGHT_NOTE,
         )
         links = [_app_link(ctx, "Repeat the STarT Back questionnaire")]
     else:
         group = result.risk.value
         label = f"STarT Back {group} risk" + (f" ({figures})" if figures else "")
-        summary = f"{label}: {CARE_SHORT[result.risk]}"
+        summary = f"{label}: {MATCHED_CARE_SHORT[result.risk]}"
         scores = f": {figures}" if figures else ""
-        detail = "\n\n".join(
-            [
-                f"**{group.capitalize()} risk** on {when}{scores} ({_source(result)}).",
-                f"**Matched care:** {CARE_DETAIL[result.risk]}",
-                guideline,
-                COPYRIGHT_NOTE,
-            ]
+        detail = join_detail(
+            f"**{group.capitalize()} risk** on {when}{scores} ({_source(result)}).",
+            f"**Matched care:** {MATCHED_CARE[result.risk]}",
+            red_flag_paragraph(finding.red_flags),
+            guideline,
+            COPYRIGHT_NOTE,
         )
         links = []
     return make_card(
@@ -199,6 +185,5 @@ def render_result(finding: Finding, ctx: RenderContext) -> Card:
         finding,
         summary=summary,
         detail=detail,
-        guideline_id="keele-startback",
         links=links,
     )

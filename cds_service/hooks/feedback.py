@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cds_service.deps import StoreDep
 from cds_service.hooks.parsing import parse_json_object, validate
-from cds_service.hooks.service_call import service_or_404
+from cds_service.hooks.registry import service_or_404
 from cds_service.models import FeedbackRequest
 from cds_service.openapi import body_schema
 from cds_service.responses import json_response

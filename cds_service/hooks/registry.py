@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cds_service.errors import UnknownService
 from cds_service.models import (
     ChartContext,
     EncounterStartContext,
@@ -114,3 +115,11 @@ SERVICES: dict[str, ServiceDefinition] = {
         ),
     )
 }
+
+
+def service_or_404(service_id: str) -> ServiceDefinition:
+    """The service with this id, or UnknownService (404) for the call and feedback routes."""
+    service = SERVICES.get(service_id)
+    if service is None:
+        raise UnknownService(f"No CDS service with id {service_id!r}", expression=["id"])
+    return service

@@ -1,12 +1,14 @@
-"""`POST /cds-services/{id}`: parse, authenticate, gather the record, evaluate, render.
+"""`POST /cds-services/{id}`: one hook call, in five named steps (authentication runs first, as
+the router's dependency): parse -> resolve (prefetch, then the FHIR server) -> evaluate (one
+PatientRecord, the rules' findings) -> render (cards, JSON) -> record (card log, log line).
 
 The CPU-bound steps of a large call (parse and validate; assemble, evaluate, render and serialise)
 run in a worker thread, so one 5 MB prefetch does not stall the event loop and every other call
 (`/healthz` included) keeps answering; the FHIR fallback stays async on the loop. Small calls run
-inline: a thread hop costs more than their whole evaluation. The worker still holds the GIL while
-it runs Python, but yields it every switch interval, where the loop used to wait for the whole
-request. The cyclic-GC pause (gc_pause) covers the worker too: the collector switch is
-process-wide and the middleware awaits the call to its end.
+inline: a thread hop costs more than their whole evaluation. The worker holds the GIL while it
+runs Python but yields it every switch interval, so the loop is never held for a whole request.
+The cyclic-GC pause (middleware) covers the worker too: the collector switch is process-wide and
+the middleware awaits the call to its end.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import ParamSpec, TypeVar
 
+import httpx
 import orjson
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Request, Response
@@ -25,16 +28,19 @@ from fastapi import APIRouter, Depends, Request, Response
 from cds_service.cards.base import RenderContext
 from cds_service.cards.render import render_cards
 from cds_service.config import Settings
-from cds_service.deps import CardLogDep, ClockDep, HttpClientDep, SettingsDep, UuidDep
-from cds_service.errors import BadRequest, UnknownService
+from cds_service.deps import CardLogDep, ClockDep, HttpClientDep, SettingsDep, UuidDep, local_date
+from cds_service.errors import BadRequest
 from cds_service.hooks.parsing import check_draft_order_count, parse_json_object, validate
-from cds_service.hooks.registry import SERVICES, ServiceDefinition
+from cds_service.hooks.registry import ServiceDefinition, service_or_404
 from cds_service.logic import rules
+from cds_service.logic.findings import Finding
+from cds_service.logic.record import PatientRecord
 from cds_service.models import CdsResponse, HookContext, HookRequest
 from cds_service.openapi import body_schema
-from cds_service.records.assemble import build_record
+from cds_service.records.assemble import DraftResources, build_record, draft_resources
 from cds_service.records.prefetch import ResolvedData, resolve_data
 from cds_service.security import authenticate
+from cds_service.store.card_log_writer import CardLogWriter
 from cds_service.store.db import CardLogEntry
 
 log = logging.getLogger("cds_service.hooks")
@@ -51,28 +57,30 @@ router = APIRouter(
 )
 
 
-def service_or_404(service_id: str) -> ServiceDefinition:
-    service = SERVICES.get(service_id)
-    if service is None:
-        raise UnknownService(f"No CDS service with id {service_id!r}", expression=["id"])
-    return service
+@dataclass(frozen=True)
+class ParsedCall:
+    service: ServiceDefinition
+    hook_request: HookRequest
+    context: HookContext
+    drafts: DraftResources
 
 
 @dataclass(frozen=True)
-class ParsedCall:
-    hook_request: HookRequest
-    context: HookContext
+class Evaluated:
+    record: PatientRecord
+    findings: list[Finding]
+    skipped: int
 
 
 @dataclass(frozen=True)
 class Answer:
     body: bytes
+    card_uuids: list[str]
     topics: list[str]
-    entries: list[CardLogEntry]
-    skipped: int
+    indicators: list[str]
 
 
-def parse_call(service: ServiceDefinition, body: bytes, max_draft_orders: int) -> ParsedCall:
+def parse(service: ServiceDefinition, body: bytes, max_draft_orders: int) -> ParsedCall:
     """The request body as wire models, or a 400 naming the field. Synchronous, CPU-bound."""
     data = parse_json_object(body)
     # Before any model is built: an oversized draftOrders costs no more than its parse.
@@ -86,50 +94,84 @@ def parse_call(service: ServiceDefinition, body: bytes, max_draft_orders: int) -
     if hook_request.fhirAuthorization is not None and not hook_request.fhirServer:
         raise BadRequest("fhirAuthorization requires fhirServer", expression=["fhirServer"])
     context = validate(service.context_model, hook_request.context, root="context")
-    return ParsedCall(hook_request, context)
+    return ParsedCall(service, hook_request, context, draft_resources(hook_request.context))
 
 
-def answer_call(
-    service: ServiceDefinition,
-    parsed: ParsedCall,
-    data: ResolvedData,
-    settings: Settings,
-    today: date,
-    new_uuid: Callable[[], str],
-) -> Answer:
-    """Record -> findings -> cards -> JSON bytes. Synchronous, CPU-bound, no I/O."""
-    hook_request, context = parsed.hook_request, parsed.context
+async def resolve(call: ParsedCall, settings: Settings, http: httpx.AsyncClient) -> ResolvedData:
+    """Each data key from the prefetch, else from the FHIR server (412 when it cannot be had)."""
+    return await resolve_data(
+        call.service.data,
+        call.hook_request,
+        call.context.patientId,
+        call.drafts.resources,
+        settings,
+        http,
+    )
+
+
+def evaluate(call: ParsedCall, data: ResolvedData, settings: Settings, today: date) -> Evaluated:
+    """One PatientRecord, and the findings of the rules of this hook. Synchronous, CPU-bound."""
     record, skipped = build_record(
-        hook=service.hook, today=today, context=hook_request.context, resources=data.resources
+        hook=call.service.hook,
+        today=today,
+        context=call.hook_request.context,
+        drafts=call.drafts,
+        resources=data.resources,
     )
     # The raw JSON is not needed once the record holds the slim models.
     data.resources.clear()
-    hook_request.prefetch = None
-    findings = rules.evaluate(record, settings.rules)
+    call.hook_request.prefetch = None
+    return Evaluated(record, rules.evaluate(record, settings.rules), skipped)
+
+
+def render(
+    call: ParsedCall, evaluated: Evaluated, settings: Settings, new_uuid: Callable[[], str]
+) -> Answer:
+    """The findings worded as cards, serialised. Synchronous, CPU-bound."""
+    record = evaluated.record
+    drafts = {
+        f"MedicationRequest/{order.id}": order
+        for order in record.draft_medication_requests
+        if order.id
+    }
     ctx = RenderContext(
         new_uuid=new_uuid,
-        record=record,
-        config=settings.rules,
+        today=record.today,
         public_base_url=settings.public_base_url,
-        patient_id=context.patientId,
-        user_id=context.userId,
-        encounter_id=context.encounterId,
+        patient_id=call.context.patientId,
+        user_id=call.context.userId,
+        encounter_id=call.context.encounterId,
+        drafts=drafts,
+        draft_json=record.draft_order_json,
     )
-    cards = render_cards(findings, ctx)
-    issued_at = datetime.now(UTC)
+    cards = render_cards(evaluated.findings, ctx)
+    return Answer(
+        body=orjson.dumps(CdsResponse(cards=cards).to_json_dict()),
+        card_uuids=[card.uuid for card in cards],
+        topics=[card.source.topic.code if card.source.topic else "" for card in cards],
+        indicators=[card.indicator for card in cards],
+    )
+
+
+def record_cards(
+    card_log: CardLogWriter, call: ParsedCall, answer: Answer, issued_at: datetime
+) -> None:
+    """The cards issued go to the card log (written in batches, off the request path)."""
     entries = [
         CardLogEntry(
-            card_uuid=card.uuid,
-            service_id=service.id,
-            topic=card.source.topic.code if card.source.topic else "",
-            indicator=card.indicator,
-            hook_instance=hook_request.hookInstance,
+            card_uuid=card_uuid,
+            service_id=call.service.id,
+            topic=topic,
+            indicator=indicator,
+            hook_instance=call.hook_request.hookInstance,
             issued_at=issued_at,
         )
-        for card in cards
+        for card_uuid, topic, indicator in zip(
+            answer.card_uuids, answer.topics, answer.indicators, strict=True
+        )
     ]
-    body = orjson.dumps(CdsResponse(cards=cards).to_json_dict())
-    return Answer(body, [e.topic for e in entries], entries, skipped)
+    if entries:
+        card_log.add(entries)
 
 
 async def _run(offload: bool, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -156,25 +198,25 @@ async def call_service(
     """One hook call (CDS Hooks 2.0 §"Calling a CDS Service")."""
     started = time.perf_counter()
     service = service_or_404(service_id)
-    # The cyclic GC is paused for the whole call (gc_pause.GcPauseMiddleware).
     body = await request.body()
+    # The cyclic GC is paused for the whole call (middleware); large calls work in a thread.
     offload = len(body) > OFFLOAD_BODY_BYTES
-    parsed = await _run(offload, parse_call, service, body, settings.max_draft_orders)
-    hook_request = parsed.hook_request
-    data = await resolve_data(service.data, hook_request, parsed.context.patientId, settings, http)
-    # The request's own clock and uuid factory (injected; fixed in tests) go with the work.
-    answer = await _run(offload, answer_call, service, parsed, data, settings, clock(), new_uuid)
-    if answer.entries:
-        card_log.add(answer.entries)
+    call = await _run(offload, parse, service, body, settings.max_draft_orders)
+    data = await resolve(call, settings, http)
+    # One moment per call, from the injected clock: the record's "today" and the card log's time.
+    now = clock()
+    evaluated = await _run(offload, evaluate, call, data, settings, local_date(now))
+    answer = await _run(offload, render, call, evaluated, settings, new_uuid)
+    record_cards(card_log, call, answer, now)
     log.info(
         "hook call",
         extra={
-            "hookInstance": hook_request.hookInstance,
+            "hookInstance": call.hook_request.hookInstance,
             "service": service.id,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             "topics": answer.topics,
             "data_sources": data.sources,
-            "skipped_resources": answer.skipped,
+            "skipped_resources": evaluated.skipped,
             "offloaded": offload,
         },
     )

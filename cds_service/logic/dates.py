@@ -26,10 +26,6 @@ def parse_fhir_date(value: str | None) -> date | None:
     return None
 
 
-def days_between(earlier: date, later: date) -> int:
-    return (later - earlier).days
-
-
 def age_in_years(birth: date, on: date) -> int:
     """Completed years of age on a date."""
     years = on.year - birth.year

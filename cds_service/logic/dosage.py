@@ -1,7 +1,5 @@
-"""Dose, frequency and course length of a MedicationRequest (FHIR R4 Dosage / dispenseRequest).
-
-Shared by the opioid (MME/day, days supply), muscle-relaxant (course length) and
-corticosteroid (cumulative days, a red flag) rules, so all three read an order the same way.
+"""Dose and frequency of a MedicationRequest's dosage lines (FHIR R4 Dosage), and Duration and
+Period lengths in days. supply.py builds days supply and courses on them, mme.py MME/day.
 
 Assumptions, from the CDC opioid MME calculator (clinical-codes.md §4e, §5):
 - the first dosageInstruction and its first doseAndRate of type null or "ordered" describe the order;
@@ -21,7 +19,6 @@ built on it is "cannot be computed" and the card can say so.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from cds_service.logic.dates import parse_fhir_date
 from cds_service.logic.fhir import Dosage, DoseAndRate, MedicationRequest, Period, Quantity
@@ -194,14 +191,6 @@ def doses_per_day(dosage: Dosage | None) -> float | None:
     return None
 
 
-@dataclass(frozen=True)
-class CourseLength:
-    """Intended days of therapy, and the field it was read from (for the card's detail)."""
-
-    days: float
-    basis: str
-
-
 def period_days(period: Period | None) -> float | None:
     """Whole days from a Period's start to its end; None when either is missing or unreadable,
     or the end comes first."""
@@ -211,44 +200,3 @@ def period_days(period: Period | None) -> float | None:
     if start is None or end is None or end < start:
         return None
     return float((end - start).days)
-
-
-def supply_days_per_dispense(request: MedicationRequest) -> CourseLength | None:
-    """Days one dispense covers: expectedSupplyDuration, else validityPeriod, else the dosage
-    timing's bounds, else quantity / (dose x doses per day)."""
-    dispense = request.dispenseRequest
-    if dispense is not None:
-        days = duration_days(dispense.expectedSupplyDuration)
-        if days is not None:
-            return CourseLength(days, "expected supply duration")
-        days = period_days(dispense.validityPeriod)
-        if days is not None:
-            return CourseLength(days, "validity period")
-    dosage = primary_dosage(request)
-    repeat = dosage.timing.repeat if dosage and dosage.timing else None
-    if repeat is not None:
-        days = duration_days(repeat.boundsDuration)
-        if days is not None:
-            return CourseLength(days, "dosage duration")
-        days = period_days(repeat.boundsPeriod)
-        if days is not None:
-            return CourseLength(days, "dosage period")
-    if dispense is not None and dispense.quantity is not None and dispense.quantity.value:
-        dose = dose_per_administration(dosage)
-        per_day = doses_per_day(dosage)
-        if dose is not None and dose.value and per_day:
-            days = dispense.quantity.value / (dose.value * per_day)
-            if math.isfinite(days) and days > 0:
-                return CourseLength(days, "quantity and dose")
-    return None
-
-
-def course_length(request: MedicationRequest) -> CourseLength | None:
-    """Intended course: days per dispense x (1 + numberOfRepeatsAllowed)."""
-    per_dispense = supply_days_per_dispense(request)
-    if per_dispense is None:
-        return None
-    repeats = request.dispenseRequest.numberOfRepeatsAllowed if request.dispenseRequest else None
-    fills = 1 + max(repeats or 0, 0)
-    basis = per_dispense.basis if fills == 1 else f"{per_dispense.basis} x {fills} fills"
-    return CourseLength(per_dispense.days * fills, basis)

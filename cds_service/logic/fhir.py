@@ -128,6 +128,17 @@ class Observation(FhirModel):
     issued: str | None = None
     component: ListOf[ObservationComponent] = Field(default_factory=list)
 
+    @property
+    def when(self) -> str | None:
+        """When it was observed: effectiveDateTime, else effectivePeriod.start, else
+        effectiveInstant, else (when the observation itself is undated) issued."""
+        return (
+            self.effectiveDateTime
+            or (self.effectivePeriod.start if self.effectivePeriod else None)
+            or self.effectiveInstant
+            or self.issued
+        )
+
 
 class MedicationIngredient(FhirModel):
     itemCodeableConcept: CodeableConcept | None = None

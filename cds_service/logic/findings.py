@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cds_service.logic.guidelines import Citation
+from cds_service.logic.red_flags import RedFlagReport
+
 CARD_TOPIC_SYSTEM = "urn:lbp-cds:card-topic"
 
 
@@ -31,12 +34,17 @@ class Indicator(StrEnum):
 
 @dataclass(frozen=True, kw_only=True)
 class Finding:
-    """Base of every rule's finding; subclasses add the figures their card shows."""
+    """Base of every rule's finding: the complete clinical verdict its card words. Subclasses add
+    the figures and decisions their card shows."""
 
     topic: Topic
     indicator: Indicator
     # "Type/id" of the draft order the finding is about, when there is one.
     order_reference: str | None = None
+    # Set by rules.evaluate from the Rule that made the finding: what its card cites, and the red
+    # flags found for it (the record's, plus this order's stated reason), computed once per call.
+    citation: Citation | None = None
+    red_flags: RedFlagReport | None = None
 
 
 def most_urgent_first(findings: list[Finding]) -> list[Finding]:

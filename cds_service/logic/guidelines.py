@@ -90,3 +90,25 @@ GUIDELINES: dict[str, Guideline] = {
 
 def guideline(guideline_id: str) -> Guideline:
     return GUIDELINES[guideline_id]
+
+
+@dataclass(frozen=True)
+class Citation:
+    """What a card cites: its source (`source.label` / `source.url`) and the guidelines its
+    detail names, the source first. Decided once, on the Rule (logic/rules/)."""
+
+    source: str
+    named: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for guideline_id in (self.source, *self.named):
+            if guideline_id not in GUIDELINES:
+                raise ValueError(f"unknown guideline {guideline_id!r}")
+
+    @property
+    def source_guideline(self) -> Guideline:
+        return GUIDELINES[self.source]
+
+    @property
+    def named_guidelines(self) -> tuple[Guideline, ...]:
+        return tuple(GUIDELINES[g] for g in self.named)

@@ -31,6 +31,8 @@ NALOXONE = "naloxone"
 MUSCLE_RELAXANTS = "skeletal-muscle-relaxants"
 BEERS_MUSCLE_RELAXANTS = "beers-muscle-relaxants"
 OPIOID_USE_DISORDER = "opioid-use-disorder"
+# The one naloxone product the opioid card suggests (4 mg nasal spray; in the CDC naloxone set).
+NALOXONE_PRODUCT = "naloxone-suggested-product"
 
 _LONG_ACTING_WORDS = re.compile(
     r"extended[- ]release|\b(?:er|xr|sr|cr|xl)\b|\b\d+ ?hr?\b|transdermal|\bpatch|contin\b"
@@ -170,3 +172,13 @@ def is_beers_muscle_relaxant(view: MedicationView) -> bool:
 def is_active(request: MedicationRequest) -> bool:
     """An order the patient is on now: FHIR status `active`."""
     return (request.status or "").strip().lower() == "active"
+
+
+def suggested_naloxone() -> Coding:
+    """The naloxone product to suggest (CDC 2022 Recommendation 8): the one RxNorm code of the
+    naloxone-suggested-product value set, with its display."""
+    product = value_set(NALOXONE_PRODUCT)
+    (system, code), *_ = sorted(product.codes)
+    if system != RXNORM:
+        raise ValueError(f"{NALOXONE_PRODUCT} must hold one RxNorm product")
+    return Coding(system=system, code=code, display=product.displays[(system, code)])

@@ -34,7 +34,7 @@ How each is read (codes live in the `red-flag-*` value sets, windows and thresho
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -47,7 +47,6 @@ from cds_service.logic.back_pain import (
 )
 from cds_service.logic.config import RuleConfig
 from cds_service.logic.dates import parse_fhir_date, within_days
-from cds_service.logic.dosage import course_length
 from cds_service.logic.fhir import (
     CodeableConcept,
     Condition,
@@ -57,6 +56,7 @@ from cds_service.logic.fhir import (
     Procedure,
     Quantity,
 )
+from cds_service.logic.medication_orders import MedicationOrder
 from cds_service.logic.record import PatientRecord
 from cds_service.logic.terminology import value_set
 
@@ -193,22 +193,17 @@ def red_flag_checks(config: RuleConfig) -> tuple[RedFlagCheck, ...]:
     )
 
 
-def find_red_flags(
-    record: PatientRecord, config: RuleConfig, order: DraftOrder | None = None
+def record_red_flags(
+    record: PatientRecord, config: RuleConfig, orders: Sequence[MedicationOrder]
 ) -> RedFlagReport:
-    """The red flags in the record, plus those in `order`'s stated reason when one is given."""
-    report = record_red_flags(record, config)
-    return report if order is None else with_order_reason(report, order, record)
-
-
-def record_red_flags(record: PatientRecord, config: RuleConfig) -> RedFlagReport:
-    """The red flags in the patient's record (the part every draft order shares)."""
+    """The red flags in the patient's record (the part every draft order shares); `orders` are
+    the call's medication orders (medication_orders.py), read for corticosteroid courses."""
     checks = red_flag_checks(config)
     windows = {check.flag: check.window_days for check in checks}
     found: list[RedFlagHit] = []
     found.extend(_condition_flags(record.conditions, windows, record.today))
     found.extend(_fever_observations(record.observations, config, record.today))
-    found.extend(_corticosteroid_courses(record, config))
+    found.extend(_corticosteroid_courses(record.today, orders, config))
     found.extend(_lumbar_surgery(record.procedures))
     return RedFlagReport(checked=checks, found=tuple(found))
 
@@ -254,17 +249,6 @@ def _condition_flags(
                 )
 
 
-def _observation_date(observation: Observation) -> date | None:
-    return (
-        parse_fhir_date(observation.effectiveDateTime)
-        or parse_fhir_date(observation.effectiveInstant)
-        or parse_fhir_date(
-            observation.effectivePeriod.start if observation.effectivePeriod else None
-        )
-        or parse_fhir_date(observation.issued)
-    )
-
-
 def temperature_celsius(quantity: Quantity | None) -> float | None:
     """A body temperature in degrees Celsius, or None when the unit cannot be read."""
     if quantity is None or quantity.value is None:
@@ -294,7 +278,7 @@ def _fever_observations(
             continue
         if temperature_codes.matching_coding(observation.code) is None:
             continue
-        when = _observation_date(observation)
+        when = parse_fhir_date(observation.when)
         if not within_days(when, today, config.fever_window_days):
             continue
         celsius = temperature_celsius(observation.valueQuantity)
@@ -312,15 +296,6 @@ def _fever_observations(
         )
 
 
-def _medication_concept(
-    request: MedicationRequest, record: PatientRecord
-) -> CodeableConcept | None:
-    if request.medicationCodeableConcept is not None:
-        return request.medicationCodeableConcept
-    medication = record.medication_for(request)
-    return medication.code if medication is not None else None
-
-
 def _course_start(request: MedicationRequest) -> date | None:
     validity = request.dispenseRequest.validityPeriod if request.dispenseRequest else None
     return parse_fhir_date(request.authoredOn) or parse_fhir_date(
@@ -328,28 +303,30 @@ def _course_start(request: MedicationRequest) -> date | None:
     )
 
 
-def _corticosteroid_courses(record: PatientRecord, config: RuleConfig) -> Iterable[RedFlagHit]:
+def _corticosteroid_courses(
+    today: date, orders: Sequence[MedicationOrder], config: RuleConfig
+) -> Iterable[RedFlagHit]:
     glucocorticoids = value_set(GLUCOCORTICOID_VALUE_SET)
-    window_start = record.today - timedelta(days=config.corticosteroid_window_days)
+    window_start = today - timedelta(days=config.corticosteroid_window_days)
     total = 0.0
     sources: list[str] = []
     names: list[str] = []
-    for request in record.medication_requests:
-        if (request.status or "").lower() in _IGNORED_ORDER_STATUSES:
+    for order in orders:
+        if order.drafted or (order.request.status or "").lower() in _IGNORED_ORDER_STATUSES:
             continue
-        concept = _medication_concept(request, record)
+        concept = order.medication.concept
         if not glucocorticoids.matches(concept):
             continue
-        start = _course_start(request)
-        course = course_length(request)
+        start = _course_start(order.request)
+        course = order.course
         # Without a start date or a course length the order cannot be placed in the window.
-        if start is None or course is None or start > record.today:
+        if start is None or course is None or start > today:
             continue
         days = course.days - max(0, (window_start - start).days)
         if days <= 0:
             continue
         total += days
-        sources.append(_reference("MedicationRequest", request.id))
+        sources.append(_reference("MedicationRequest", order.request.id))
         name = glucocorticoids.describe(concept)
         if name not in names:
             names.append(name)

@@ -33,8 +33,9 @@ from cds_service.logic.fhir import (
 )
 from cds_service.logic.terminology import ValueSet, normalise_code, normalise_system, value_set
 
-# The path of this service's own Questionnaire: `{CDS_PUBLIC_BASE_URL}/fhir/Questionnaire/startback`.
-QUESTIONNAIRE_PATH = "/fhir/Questionnaire/startback"
+# The service's own Questionnaire: its canonical URL is CDS_PUBLIC_BASE_URL + this path (the app
+# serves it there), and a QuestionnaireResponse naming it is a STarT Back response.
+QUESTIONNAIRE_CANONICAL_PATH = "/fhir/Questionnaire/startback"
 
 PANEL_VS = "startback-panel"
 ITEMS_VS = "startback-items"
@@ -176,7 +177,7 @@ def _is_startback_canonical(questionnaire: str | None) -> bool:
     if not questionnaire:
         return False
     url = questionnaire.split("|", 1)[0].rstrip("/")
-    if url.endswith(QUESTIONNAIRE_PATH):
+    if url.endswith(QUESTIONNAIRE_CANONICAL_PATH):
         return True
     last = url.rsplit("/", 1)[-1]
     return value_set(PANEL_VS).contains(Coding(system="http://loinc.org", code=last))
@@ -245,16 +246,6 @@ def _timestamp(value: str | None) -> datetime | None:
         day = parse_fhir_date(text)
         return datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _observation_when(obs: Observation) -> str | None:
-    """effectiveDateTime, else effectivePeriod.start, else effectiveInstant, else issued."""
-    return (
-        obs.effectiveDateTime
-        or (obs.effectivePeriod.start if obs.effectivePeriod else None)
-        or obs.effectiveInstant
-        or obs.issued
-    )
 
 
 def _number(
@@ -346,7 +337,7 @@ def _observation_results(observations: Iterable[Observation]) -> list[StartBackR
     for obs in observations:
         if (obs.status or "").strip().lower() in EXCLUDED_OBSERVATION_STATUSES:
             continue
-        when = _observation_when(obs)
+        when = obs.when
         day, at = parse_fhir_date(when), _timestamp(when)
         if day is None or at is None:
             continue
@@ -428,3 +419,23 @@ def latest_result(
         if -FUTURE_TOLERANCE_DAYS <= age <= lookback_days:
             return result
     return None
+
+
+# The care each risk group is matched to (Keele stratified care; RULES.md startback-result):
+# what the result card and the app show.
+MATCHED_CARE_SHORT = {
+    RiskGroup.LOW: "advice, reassurance and self-management",
+    RiskGroup.MEDIUM: "refer to physiotherapy",
+    RiskGroup.HIGH: "psychologically informed physiotherapy",
+}
+MATCHED_CARE = {
+    RiskGroup.LOW: (
+        "advice, reassurance and support to self-manage (stay active, written information) in "
+        "primary care; a physiotherapy referral is usually not needed."
+    ),
+    RiskGroup.MEDIUM: "physiotherapy (exercise and manual therapy) with self-management advice.",
+    RiskGroup.HIGH: (
+        "psychologically informed physiotherapy: combined physical and psychological care that "
+        "addresses fear of movement, worry and low mood alongside exercise."
+    ),
+}

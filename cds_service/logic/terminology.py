@@ -141,9 +141,6 @@ class ValueSet:
             return False
         return any(self.matches_text(t) for t in concept.texts())
 
-    def matches_any(self, concepts: Iterable[CodeableConcept | None]) -> bool:
-        return any(self.matches(c) for c in concepts)
-
     def describe(self, concept: CodeableConcept | None) -> str:
         """A short human label for a matching concept (for card detail)."""
         if concept is None:

@@ -64,20 +64,38 @@ def _of_type(resources: list[dict[str, Any]], resource_type: str) -> list[dict[s
     return [r for r in resources if r.get("resourceType") == resource_type]
 
 
-def draft_orders_from_context(
-    context: dict[str, Any], counter: SkipCounter
-) -> tuple[list[DraftOrder], list[str], dict[str, dict[str, Any]]]:
-    """The MedicationRequests and ServiceRequests of `draftOrders`, and their "Type/id" keys."""
+@dataclass(frozen=True)
+class DraftResources:
+    """The resources of `context.draftOrders`, read once per call (prefetch looks up the
+    Medications they reference; assembly parses them), and how many entries were unreadable."""
+
+    resources: list[dict[str, Any]]
+    unreadable: int = 0
+
+
+def draft_resources(context: dict[str, Any]) -> DraftResources:
     bundle = context.get("draftOrders")
     entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    resources: list[dict[str, Any]] = []
+    unreadable = 0
+    for entry in entries if isinstance(entries, list) else []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict):
+            resources.append(resource)
+        else:
+            unreadable += 1
+    return DraftResources(resources, unreadable)
+
+
+def _draft_orders(
+    drafts: DraftResources, counter: SkipCounter
+) -> tuple[list[DraftOrder], list[str], dict[str, dict[str, Any]]]:
+    """The MedicationRequests and ServiceRequests of `draftOrders`, and their "Type/id" keys."""
     orders: list[DraftOrder] = []
     keys: list[str] = []
     raw: dict[str, dict[str, Any]] = {}
-    for entry in entries if isinstance(entries, list) else []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict):
-            counter.skipped += 1
-            continue
+    counter.skipped += drafts.unreadable
+    for resource in drafts.resources:
         kind = resource.get("resourceType")
         if kind not in ("MedicationRequest", "ServiceRequest"):
             continue  # NutritionOrder, DeviceRequest, ...: not checked by this service
@@ -101,6 +119,7 @@ def build_record(
     hook: str,
     today: date,
     context: dict[str, Any],
+    drafts: DraftResources,
     resources: dict[DataKey, list[dict[str, Any]]],
 ) -> tuple[PatientRecord, int]:
     """The PatientRecord of one call and the number of resources skipped as unreadable."""
@@ -117,7 +136,7 @@ def build_record(
     patient_id = context.get("patientId")
     patient = next((p for p in patients if p.id == patient_id), patients[0] if patients else None)
 
-    orders, keys, raw_orders = draft_orders_from_context(context, counter)
+    orders, keys, raw_orders = _draft_orders(drafts, counter)
     selections = context.get("selections")
     if isinstance(selections, list):
         wanted = {s for s in selections if isinstance(s, str)}

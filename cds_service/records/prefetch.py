@@ -75,6 +75,7 @@ async def resolve_data(
     keys: Sequence[DataKey],
     request: HookRequest,
     patient_id: str,
+    drafts: list[dict[str, Any]],
     settings: Settings,
     http: httpx.AsyncClient,
 ) -> ResolvedData:
@@ -127,7 +128,6 @@ async def resolve_data(
                 expression=[f"prefetch.{key.value}"],
             ) from None
 
-    drafts = _draft_resources(request.context)
     if client is not None and (to_fetch or to_continue or _unresolved_medications(out, drafts)):
         # One deadline for everything sent to the FHIR server: connects, pool waits, every page
         # and the Medication follow-up (httpx's own timeouts are per phase and would add up).
@@ -186,18 +186,6 @@ async def _fetch_all(
             f"The FHIR server could not provide: {'; '.join(reasons)}",
             expression=[f"prefetch.{k}" for k in failed],
         )
-
-
-def _draft_resources(context: dict[str, Any]) -> list[dict[str, Any]]:
-    bundle = context.get("draftOrders")
-    entries = bundle.get("entry") if isinstance(bundle, dict) else None
-    if not isinstance(entries, list):
-        return []
-    return [
-        e["resource"]
-        for e in entries
-        if isinstance(e, dict) and isinstance(e.get("resource"), dict)
-    ]
 
 
 def _unresolved_medications(out: ResolvedData, drafts: list[dict[str, Any]]) -> list[str]:

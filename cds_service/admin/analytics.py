@@ -7,7 +7,6 @@ development), else every request is refused with 401.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
@@ -15,10 +14,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from cds_service.admin_auth import admin_allowed
+from cds_service.admin.auth import admin_allowed
 from cds_service.analytics.aggregate import Summary, Window, summarise
 from cds_service.analytics.page import render_csv, render_page
-from cds_service.deps import ClockDep, SettingsDep, StoreDep
+from cds_service.deps import ClockDep, SettingsDep, StoreDep, local_date
 from cds_service.store.db import Store
 
 router = APIRouter(tags=["analytics"])
@@ -42,8 +41,7 @@ def _refused() -> Response:
     )
 
 
-async def _summary(store: Store, clock: Callable[[], date], weeks: int) -> Summary:
-    today = clock()
+async def _summary(store: Store, today: date, weeks: int) -> Summary:
     since = Window.ending(today, weeks).since
     cards = await run_in_threadpool(store.cards_issued_since, since)
     feedback = await run_in_threadpool(store.feedback_since, since)
@@ -60,11 +58,12 @@ async def analytics_page(
 ) -> Response:
     if not admin_allowed(request, settings):
         return _refused()
-    summary = await _summary(store, clock, weeks)
+    today = local_date(clock())
+    summary = await _summary(store, today, weeks)
     # A token given in the query stays on the page's own links (window choice, CSV export).
     token = request.query_params.get("token")
     suffix = "&" + urlencode({"token": token}) if token else ""
-    html = render_page(summary, today=clock(), query_suffix=suffix)
+    html = render_page(summary, today=today, query_suffix=suffix)
     return Response(
         html,
         media_type="text/html; charset=utf-8",
@@ -82,12 +81,13 @@ async def analytics_csv(
 ) -> Response:
     if not admin_allowed(request, settings):
         return _refused()
-    summary = await _summary(store, clock, weeks)
+    today = local_date(clock())
+    summary = await _summary(store, today, weeks)
     return Response(
         render_csv(summary),
         media_type="text/csv; charset=utf-8",
         headers={
             **_HEADERS,
-            "Content-Disposition": f'attachment; filename="cds-analytics-{clock().isoformat()}.csv"',
+            "Content-Disposition": f'attachment; filename="cds-analytics-{today.isoformat()}.csv"',
         },
     )

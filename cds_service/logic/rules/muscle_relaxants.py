@@ -11,9 +11,8 @@ Recommendations:
 
 muscle-relaxant-duration
   When (order-select, order-sign): a drafted skeletal muscle relaxant to check whose intended course
-        is longer than 21 days: expectedSupplyDuration, else validityPeriod, else the dosage's
-        bounds, else quantity / (dose x doses per day); times 1 + numberOfRepeatsAllowed
-        (dosage.course_length). 21 days exactly does not fire; 22 does.
+        (supply.py: one fill's days supply x (1 + numberOfRepeatsAllowed); never the
+        validityPeriod) is longer than 21 days. 21 days exactly does not fire; 22 does.
   When (patient-view, encounter-start): an active relaxant authored more than 21 days ago.
   Then: `warning` "Muscle relaxants are for short courses (2-3 weeks) only"; on a draft, a
         suggestion to update it to a 14-day course.
@@ -29,18 +28,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cds_service.logic.config import RuleConfig
-from cds_service.logic.dates import parse_fhir_date
-from cds_service.logic.dosage import CourseLength, course_length, supply_days_per_dispense
-from cds_service.logic.fhir import MedicationRequest
+from cds_service.logic.chart import Chart
 from cds_service.logic.findings import Finding, Indicator, Topic
-from cds_service.logic.medications import (
-    identify,
-    is_active,
-    is_beers_muscle_relaxant,
-    is_muscle_relaxant,
-)
-from cds_service.logic.record import PatientRecord
+from cds_service.logic.guidelines import Citation
+from cds_service.logic.rules.rule import CHART_HOOKS, ORDER_HOOKS, Rule
+from cds_service.logic.supply import Supply
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,7 +43,10 @@ class RelaxantDurationFinding(Finding):
     days: float
     basis: str
     drafted: bool
-    per_dispense: CourseLength | None = None
+    limit_days: int
+    # What the update suggestion shortens a drafted course to (days, no refills).
+    suggested_days: int
+    per_dispense: Supply | None = None
     fills: int = 1
 
 
@@ -59,89 +54,112 @@ class RelaxantDurationFinding(Finding):
 class RelaxantOlderAdultFinding(Finding):
     medication: str
     age_years: int
+    from_age_years: int
 
 
-def _reference(request: MedicationRequest) -> str | None:
-    return f"MedicationRequest/{request.id}" if request.id else None
-
-
-def drafted_course_too_long(record: PatientRecord, config: RuleConfig) -> Sequence[Finding]:
+def drafted_course_too_long(chart: Chart) -> Sequence[Finding]:
     """Order hooks: drafted relaxants whose intended course exceeds the limit."""
+    config = chart.config
     findings: list[Finding] = []
-    for request in record.medication_orders_to_check:
-        view = identify(request, record)
-        if not is_muscle_relaxant(view):
+    for order in chart.medications_to_check:
+        if not order.muscle_relaxant:
             continue
-        course = course_length(request)
+        course = order.course
         # Rounded so that 66 tablets at 3 a day is 22 days, not 21.999...; unknown course: no card.
         if course is None or round(course.days, 2) <= config.muscle_relaxant_max_days:
             continue
-        repeats = request.dispenseRequest.numberOfRepeatsAllowed if request.dispenseRequest else 0
         findings.append(
             RelaxantDurationFinding(
                 topic=Topic.MUSCLE_RELAXANT_DURATION,
                 indicator=Indicator.WARNING,
-                order_reference=_reference(request),
-                medication=view.label,
+                order_reference=order.reference,
+                medication=order.label,
                 days=course.days,
                 basis=course.basis,
                 drafted=True,
-                per_dispense=supply_days_per_dispense(request),
-                fills=1 + max(repeats or 0, 0),
+                limit_days=config.muscle_relaxant_max_days,
+                suggested_days=config.muscle_relaxant_suggested_days,
+                per_dispense=course.per_fill,
+                fills=course.fills,
             )
         )
     return findings
 
 
-def active_too_long(record: PatientRecord, config: RuleConfig) -> Sequence[Finding]:
+def active_too_long(chart: Chart) -> Sequence[Finding]:
     """Chart hooks: active relaxants authored more than the limit ago.
 
     Assumption: an active order without authoredOn cannot be dated, so it does not fire."""
+    record, config = chart.record, chart.config
     findings: list[Finding] = []
-    for request in record.medication_requests:
-        if not is_active(request):
-            continue
-        authored = parse_fhir_date(request.authoredOn)
+    for order in chart.active_medications:
+        authored = order.authored
         if authored is None:
             continue
         days = (record.today - authored).days
-        if days <= config.muscle_relaxant_max_days:
-            continue
-        view = identify(request, record)
-        if not is_muscle_relaxant(view):
+        if days <= config.muscle_relaxant_max_days or not order.muscle_relaxant:
             continue
         findings.append(
             RelaxantDurationFinding(
                 topic=Topic.MUSCLE_RELAXANT_DURATION,
                 indicator=Indicator.WARNING,
-                order_reference=_reference(request),
-                medication=view.label,
+                order_reference=order.reference,
+                medication=order.label,
                 days=float(days),
                 basis=f"active since {authored.isoformat()}",
                 drafted=False,
+                limit_days=config.muscle_relaxant_max_days,
+                suggested_days=config.muscle_relaxant_suggested_days,
             )
         )
     return findings
 
 
-def beers_older_adult(record: PatientRecord, config: RuleConfig) -> Sequence[Finding]:
+def beers_older_adult(chart: Chart) -> Sequence[Finding]:
     """Order hooks: a drafted Beers-list relaxant for a patient at or over the Beers age.
 
     Assumption: without a birthDate the age is unknown and the rule does not fire."""
-    age = record.age_years
-    if age is None or age < config.beers_age_years:
+    age, from_age = chart.record.age_years, chart.config.beers_age_years
+    if age is None or age < from_age:
         return []
-    findings: list[Finding] = []
-    for request in record.medication_orders_to_check:
-        view = identify(request, record)
-        if is_beers_muscle_relaxant(view):
-            findings.append(
-                RelaxantOlderAdultFinding(
-                    topic=Topic.MUSCLE_RELAXANT_OLDER_ADULT,
-                    indicator=Indicator.WARNING,
-                    order_reference=_reference(request),
-                    medication=view.label,
-                    age_years=age,
-                )
-            )
-    return findings
+    return [
+        RelaxantOlderAdultFinding(
+            topic=Topic.MUSCLE_RELAXANT_OLDER_ADULT,
+            indicator=Indicator.WARNING,
+            order_reference=order.reference,
+            medication=order.label,
+            age_years=age,
+            from_age_years=from_age,
+        )
+        for order in chart.medications_to_check
+        if order.beers_muscle_relaxant
+    ]
+
+
+# The label that says relaxants are for short courses, and ACP 2017's place for them.
+_DURATION_CITATION = Citation(
+    "muscle-relaxant-short-course", ("muscle-relaxant-short-course", "acp-2017")
+)
+
+DRAFTED_COURSE_RULE = Rule(
+    id="muscle-relaxant-duration-drafted",
+    hooks=ORDER_HOOKS,
+    topics={Topic.MUSCLE_RELAXANT_DURATION: _DURATION_CITATION},
+    evaluate=drafted_course_too_long,
+)
+ACTIVE_COURSE_RULE = Rule(
+    id="muscle-relaxant-duration-active",
+    hooks=CHART_HOOKS,
+    topics={Topic.MUSCLE_RELAXANT_DURATION: _DURATION_CITATION},
+    evaluate=active_too_long,
+)
+OLDER_ADULT_RULE = Rule(
+    id="muscle-relaxant-older-adult",
+    hooks=ORDER_HOOKS,
+    topics={
+        Topic.MUSCLE_RELAXANT_OLDER_ADULT: Citation(
+            "ags-beers-2023", ("ags-beers-2023", "acp-2017")
+        )
+    },
+    evaluate=beers_older_adult,
+)

@@ -6,7 +6,7 @@ files come from the `fastapi-offline` distribution (Swagger UI 5, which reads th
 document FastAPI writes), served from /docs/static/, with a CSP that lets the page reach only
 this origin.
 
-Access: the same rule as /analytics (admin_auth.admin_allowed): CDS_ADMIN_TOKEN as a bearer token
+Access: the same rule as /analytics (auth.admin_allowed): CDS_ADMIN_TOKEN as a bearer token
 or `?token=`; without CDS_ADMIN_TOKEN, open only when CDS_REQUIRE_AUTH is false. The static files
 are the stock Swagger UI release and say nothing about this service, so they need no token.
 """
@@ -19,7 +19,7 @@ from importlib import resources
 
 from fastapi import APIRouter, Request, Response
 
-from cds_service.admin_auth import admin_allowed
+from cds_service.admin.auth import admin_allowed
 from cds_service.deps import SettingsDep
 from cds_service.errors import operation_outcome
 from cds_service.responses import json_response
@@ -39,7 +39,7 @@ STATIC_FILES: dict[str, tuple[str, str, str]] = {
     "swagger-ui.css": ("fastapi_offline", "static/swagger-ui.css", "text/css; charset=utf-8"),
     "favicon.png": ("fastapi_offline", "static/favicon.png", "image/png"),
     "swagger-init.js": (
-        "cds_service.api_docs",
+        "cds_service.admin",
         "swagger-init.js",
         "text/javascript; charset=utf-8",
     ),

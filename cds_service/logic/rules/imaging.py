@@ -23,21 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cds_service.logic.config import RuleConfig
+from cds_service.logic.chart import Chart
 from cds_service.logic.fhir import ServiceRequest
 from cds_service.logic.findings import Finding, Indicator, Topic
-from cds_service.logic.record import PatientRecord
-from cds_service.logic.red_flags import RedFlagCheck, record_red_flags, with_order_reason
+from cds_service.logic.guidelines import Citation
+from cds_service.logic.rules.rule import ORDER_HOOKS, Rule
 from cds_service.logic.terminology import value_set
 
 LUMBAR_IMAGING_VALUE_SET = "lumbar-spine-imaging"
-GUIDELINE_IDS = (
-    "acp-2017",
-    "acp-2011-imaging",
-    "acr-ac-lbp-2021",
-    "choosing-wisely-nass",
-    "nice-ng59",
-)
 
 # Orders that are no longer requests (withdrawn or recorded in error) are not checked.
 _INACTIVE_ORDER_STATUSES = frozenset({"entered-in-error", "revoked", "completed"})
@@ -54,16 +47,15 @@ class ImagingFinding(Finding):
     age_years: int | None
     # Age at or above imaging_weaker_risk_age_years: named in the card, not a red flag.
     age_is_weaker_risk_factor: bool
-    checked: tuple[RedFlagCheck, ...]
+    weaker_risk_age_years: int
 
 
 def is_lumbar_imaging(order: ServiceRequest) -> bool:
     return value_set(LUMBAR_IMAGING_VALUE_SET).matches(order.code)
 
 
-def evaluate(record: PatientRecord, config: RuleConfig) -> list[ImagingFinding]:
-    if not record.has_back_pain_context:
-        return []
+def evaluate(chart: Chart) -> list[ImagingFinding]:
+    record, config = chart.record, chart.config
     episode_days = record.episode_days
     # Unknown onset (None) is a new episode; a future onset (data error) is day 0 at most.
     if episode_days is not None and episode_days >= config.imaging_window_days:
@@ -77,11 +69,9 @@ def evaluate(record: PatientRecord, config: RuleConfig) -> list[ImagingFinding]:
         return []
     age = record.age_years
     imaging = value_set(LUMBAR_IMAGING_VALUE_SET)
-    record_flags = record_red_flags(record, config)
     findings: list[ImagingFinding] = []
     for order in orders:
-        report = with_order_reason(record_flags, order, record)
-        if report.present:
+        if chart.red_flags_of(order).present:
             continue
         findings.append(
             ImagingFinding(
@@ -95,7 +85,27 @@ def evaluate(record: PatientRecord, config: RuleConfig) -> list[ImagingFinding]:
                 age_years=age,
                 age_is_weaker_risk_factor=age is not None
                 and age >= config.imaging_weaker_risk_age_years,
-                checked=report.checked,
+                weaker_risk_age_years=config.imaging_weaker_risk_age_years,
             )
         )
     return findings
+
+
+RULE = Rule(
+    id="imaging-without-red-flags",
+    hooks=ORDER_HOOKS,
+    topics={
+        # The card cites ACR AC 2021: it covers every modality (X-ray, CT, MRI) and the 6-week mark.
+        Topic.IMAGING_WITHOUT_RED_FLAGS: Citation(
+            "acr-ac-lbp-2021",
+            (
+                "acp-2017",
+                "acp-2011-imaging",
+                "acr-ac-lbp-2021",
+                "choosing-wisely-nass",
+                "nice-ng59",
+            ),
+        )
+    },
+    evaluate=evaluate,
+)

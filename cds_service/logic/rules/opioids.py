@@ -29,27 +29,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 from cds_service.logic import back_pain
+from cds_service.logic.chart import Chart
 from cds_service.logic.config import RuleConfig
-from cds_service.logic.dosage import order_implausible_reason
-from cds_service.logic.fhir import MedicationRequest
+from cds_service.logic.fhir import Coding, MedicationRequest
 from cds_service.logic.findings import Finding, Indicator, Topic
-from cds_service.logic.medications import (
-    OPIOID_USE_DISORDER,
-    MedicationView,
-    identify,
-    is_active,
-    is_benzodiazepine,
-    is_buprenorphine,
-    is_long_acting_opioid,
-    is_muscle_relaxant,
-    is_opioid_analgesic,
-    is_rescue_naloxone,
-)
-from cds_service.logic.mme import OrderMme, SupplyDays, days_supply, order_mme
+from cds_service.logic.guidelines import Citation
+from cds_service.logic.medication_orders import MedicationOrder
+from cds_service.logic.medications import OPIOID_USE_DISORDER, suggested_naloxone
+from cds_service.logic.mme import OrderMme, order_mme
 from cds_service.logic.record import PatientRecord
+from cds_service.logic.rules.rule import ORDER_HOOKS, Rule
+from cds_service.logic.supply import Supply
 from cds_service.logic.terminology import value_set
+
+
+class MmeBand(IntEnum):
+    """Where the total MME/day stands against the CDC 2022 thresholds (rounded to 0.1 first)."""
+
+    UNKNOWN = 0  # no figure can be computed
+    BELOW_CAUTION = 1
+    CAUTION = 2  # >= mme_caution_per_day (50): pause and reassess, offer naloxone
+    HIGH = 3  # >= mme_high_per_day (90): high overdose risk
+
 
 # How many other drafted opioids a card names before "and N more".
 CO_DRAFTED_NAMED = 3
@@ -125,7 +129,7 @@ class _DraftedOpioids:
 
 @dataclass(frozen=True, kw_only=True)
 class OpioidOrderFinding(Finding):
-    """An opioid drafted for low back pain, with the figures the card shows."""
+    """An opioid drafted for low back pain, with the figures and decisions the card shows."""
 
     medication: str
     order: OrderMme
@@ -135,10 +139,11 @@ class OpioidOrderFinding(Finding):
     # Other opioids drafted in the same call: shown in one line, not counted.
     co_drafted: CoDrafted = CoDrafted()
     total_mme_per_day: float | None = None
+    band: MmeBand = MmeBand.UNKNOWN
     # Some order of the total (this one or an active one) has no MME/day figure: the real total
     # is higher than the one shown.
     uncounted: bool = False
-    supply: SupplyDays | None = None
+    supply: Supply | None = None
     # Why the dosage cannot be read (an implausible line), for the days supply as for MME/day.
     dosage_problem: str | None = None
     refills: int = 0
@@ -148,10 +153,12 @@ class OpioidOrderFinding(Finding):
     naloxone_on_file: str | None = None
     suggest_shorter_supply: bool = False
     suggest_naloxone: bool = False
-
-
-def _reference(request: MedicationRequest) -> str | None:
-    return f"MedicationRequest/{request.id}" if request.id else None
+    # The product the naloxone suggestion orders (when it is suggested).
+    naloxone_product: Coding | None = None
+    # The thresholds behind the band and the supply advice, for the card's wording.
+    caution_mme_per_day: float = 0.0
+    high_mme_per_day: float = 0.0
+    max_days_supply: int = 0
 
 
 def _treats_opioid_use_disorder(request: MedicationRequest, record: PatientRecord) -> bool:
@@ -171,114 +178,138 @@ def _treats_opioid_use_disorder(request: MedicationRequest, record: PatientRecor
     return False
 
 
-def is_opioid_order_to_flag(view: MedicationView, record: PatientRecord) -> bool:
-    """An opioid analgesic order this rule speaks to (not buprenorphine, not OUD treatment)."""
-    return (
-        is_opioid_analgesic(view)
-        and not is_buprenorphine(view)
-        and not _treats_opioid_use_disorder(view.request, record)
-    )
+def _counted(order: MedicationOrder) -> bool:
+    """An order whose MME counts: an opioid analgesic, not buprenorphine (CDC 2022 leaves it out
+    of MME). Orders for opioid use disorder stay in: their opioid load (methadone) is real."""
+    return order.opioid_analgesic and not order.buprenorphine
 
 
-def _counted_opioids(record: PatientRecord) -> list[tuple[MedicationView, bool]]:
-    """Every opioid order in the total: all drafts (selected or not) and the active orders.
-
-    Buprenorphine is left out (CDC 2022: not counted in MME). Orders for opioid use disorder stay
-    in: their opioid load (methadone) is real."""
-    out: list[tuple[MedicationView, bool]] = []
-    for request in record.draft_medication_requests:
-        view = identify(request, record)
-        if is_opioid_analgesic(view) and not is_buprenorphine(view):
-            out.append((view, False))
-    for request in record.medication_requests:
-        if is_active(request):
-            view = identify(request, record)
-            if is_opioid_analgesic(view) and not is_buprenorphine(view):
-                out.append((view, True))
-    return out
-
-
-def _present(record: PatientRecord, predicate: Callable[[MedicationView], bool]) -> tuple[str, ...]:
-    """Labels of the active or drafted orders of one class, each saying which it is."""
-    found: list[str] = []
-    for request in record.draft_medication_requests:
-        view = identify(request, record)
-        if predicate(view):
-            found.append(f"{view.label} (drafted)")
-    for request in record.medication_requests:
-        if is_active(request):
-            view = identify(request, record)
-            if predicate(view):
-                found.append(f"{view.label} (active)")
+def _present(chart: Chart, in_class: Callable[[MedicationOrder], bool]) -> tuple[str, ...]:
+    """Labels of the drafted or active orders of one class, each saying which it is."""
+    found = [f"{o.label} (drafted)" for o in chart.drafted_medications if in_class(o)]
+    found += [f"{o.label} (active)" for o in chart.active_medications if in_class(o)]
     return tuple(dict.fromkeys(found))
 
 
-def evaluate(record: PatientRecord, config: RuleConfig) -> Sequence[Finding]:
-    """One finding per opioid analgesic order to check."""
+@dataclass(frozen=True)
+class _CallContext:
+    """What every opioid finding of one call shares, computed once: the answer stays linear in
+    the number of drafts."""
+
+    drafted_figures: dict[int, OrderMme]
+    drafted: _DraftedOpioids
+    active: tuple[OrderMme, ...]
+    benzodiazepines: tuple[str, ...]
+    relaxants: tuple[str, ...]
+    naloxone: tuple[str, ...]
+
+    @property
+    def active_tenths(self) -> int:
+        return sum(_tenths(o.mme_per_day) for o in self.active if o.mme_per_day is not None)
+
+    @property
+    def active_computed(self) -> bool:
+        return any(o.mme_per_day is not None for o in self.active)
+
+    @property
+    def active_uncounted(self) -> bool:
+        return any(o.mme_per_day is None for o in self.active)
+
+
+def _call_context(chart: Chart) -> _CallContext:
+    config = chart.config
+    drafted_figures: dict[int, OrderMme] = {}
+    drafted = _DraftedOpioids()
+    for order in chart.drafted_medications:
+        if _counted(order):
+            figure = order_mme(order.medication, order.reference, active=False, config=config)
+            drafted_figures[id(order)] = figure
+            drafted.add(figure)
+    active = tuple(
+        order_mme(o.medication, o.reference, active=True, config=config)
+        for o in chart.active_medications
+        if _counted(o)
+    )
+    return _CallContext(
+        drafted_figures=drafted_figures,
+        drafted=drafted,
+        active=active,
+        benzodiazepines=_present(chart, lambda o: o.benzodiazepine),
+        relaxants=_present(chart, lambda o: o.muscle_relaxant),
+        naloxone=_present(chart, lambda o: o.rescue_naloxone),
+    )
+
+
+def _band(total: float | None, config: RuleConfig) -> MmeBand:
+    if total is None:
+        return MmeBand.UNKNOWN
+    if total >= config.mme_high_per_day:
+        return MmeBand.HIGH
+    if total >= config.mme_caution_per_day:
+        return MmeBand.CAUTION
+    return MmeBand.BELOW_CAUTION
+
+
+def _finding(order: MedicationOrder, call: _CallContext, config: RuleConfig) -> OpioidOrderFinding:
+    own = call.drafted_figures.get(id(order))
+    this = own or order_mme(order.medication, order.reference, active=False, config=config)
+    if this.mme_per_day is not None or call.active_computed:
+        own_tenths = _tenths(this.mme_per_day) if this.mme_per_day is not None else 0
+        total: float | None = (own_tenths + call.active_tenths) / 10
+    else:
+        total = None
+    band = _band(total, config)
+    supply = order.supply
+    naloxone = (band >= MmeBand.CAUTION or bool(call.benzodiazepines)) and not call.naloxone
+    return OpioidOrderFinding(
+        topic=Topic.OPIOID_ORDER,
+        indicator=(
+            Indicator.CRITICAL
+            if band is MmeBand.HIGH or call.benzodiazepines
+            else Indicator.WARNING
+        ),
+        order_reference=order.reference,
+        medication=order.label,
+        order=this,
+        others=call.active,
+        co_drafted=call.drafted.without(own),
+        total_mme_per_day=total,
+        band=band,
+        uncounted=this.mme_per_day is None or call.active_uncounted,
+        supply=supply,
+        dosage_problem=order.dosage_problem,
+        refills=order.fills - 1,
+        long_acting=order.long_acting_opioid,
+        benzodiazepines=call.benzodiazepines,
+        other_cns_depressants=call.relaxants,
+        naloxone_on_file=call.naloxone[0] if call.naloxone else None,
+        suggest_shorter_supply=(
+            supply is not None and round(supply.days, 2) > config.opioid_max_days_supply
+        ),
+        suggest_naloxone=naloxone,
+        naloxone_product=suggested_naloxone() if naloxone else None,
+        caution_mme_per_day=config.mme_caution_per_day,
+        high_mme_per_day=config.mme_high_per_day,
+        max_days_supply=config.opioid_max_days_supply,
+    )
+
+
+def evaluate(chart: Chart) -> Sequence[Finding]:
+    """One finding per opioid analgesic order to check (not buprenorphine, not OUD treatment)."""
     to_flag = [
-        (request, view)
-        for request in record.medication_orders_to_check
-        for view in [identify(request, record)]
-        if is_opioid_order_to_flag(view, record)
+        order
+        for order in chart.medications_to_check
+        if _counted(order) and not _treats_opioid_use_disorder(order.request, chart.record)
     ]
     if not to_flag:
         return []
-    # Everything below is computed once per call; each finding then costs O(1) extra, so the
-    # work and the answer stay linear in the number of drafts.
-    drafted_figures: dict[int, OrderMme] = {}
-    drafted = _DraftedOpioids()
-    active: list[OrderMme] = []
-    for view, is_active_order in _counted_opioids(record):
-        figure = order_mme(view, _reference(view.request), active=is_active_order, config=config)
-        if is_active_order:
-            active.append(figure)
-        else:
-            drafted_figures[id(view.request)] = figure
-            drafted.add(figure)
-    others = tuple(active)
-    active_tenths = sum(_tenths(o.mme_per_day) for o in others if o.mme_per_day is not None)
-    active_computed = any(o.mme_per_day is not None for o in others)
-    active_uncounted = any(o.mme_per_day is None for o in others)
-    benzodiazepines = _present(record, is_benzodiazepine)
-    relaxants = _present(record, is_muscle_relaxant)
-    naloxone = _present(record, is_rescue_naloxone)
+    call = _call_context(chart)
+    return [_finding(order, call, chart.config) for order in to_flag]
 
-    findings: list[Finding] = []
-    for request, view in to_flag:
-        own = drafted_figures.get(id(request))
-        this = own or order_mme(view, _reference(request), active=False, config=config)
-        co_drafted = drafted.without(own)
-        if this.mme_per_day is not None or active_computed:
-            own_tenths = _tenths(this.mme_per_day) if this.mme_per_day is not None else 0
-            total: float | None = (own_tenths + active_tenths) / 10
-        else:
-            total = None
-        supply = days_supply(view)
-        high = total is not None and total >= config.mme_high_per_day
-        caution = total is not None and total >= config.mme_caution_per_day
-        repeats = request.dispenseRequest.numberOfRepeatsAllowed if request.dispenseRequest else 0
-        findings.append(
-            OpioidOrderFinding(
-                topic=Topic.OPIOID_ORDER,
-                indicator=Indicator.CRITICAL if high or benzodiazepines else Indicator.WARNING,
-                order_reference=_reference(request),
-                medication=view.label,
-                order=this,
-                others=others,
-                co_drafted=co_drafted,
-                total_mme_per_day=total,
-                uncounted=this.mme_per_day is None or active_uncounted,
-                supply=supply,
-                dosage_problem=order_implausible_reason(request),
-                refills=max(repeats or 0, 0),
-                long_acting=is_long_acting_opioid(view),
-                benzodiazepines=benzodiazepines,
-                other_cns_depressants=relaxants,
-                naloxone_on_file=naloxone[0] if naloxone else None,
-                suggest_shorter_supply=(
-                    supply is not None and round(supply.days, 2) > config.opioid_max_days_supply
-                ),
-                suggest_naloxone=(caution or bool(benzodiazepines)) and not naloxone,
-            )
-        )
-    return findings
+
+RULE = Rule(
+    id="opioid-order",
+    hooks=ORDER_HOOKS,
+    topics={Topic.OPIOID_ORDER: Citation("cdc-opioid-2022", ("cdc-opioid-2022", "acp-2017"))},
+    evaluate=evaluate,
+)

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from cds_service.logic import startback
-from cds_service.logic.config import RuleConfig
+from cds_service.logic.chart import Chart
 from cds_service.logic.findings import Finding, Indicator, Topic
-from cds_service.logic.record import PatientRecord
+from cds_service.logic.guidelines import Citation
+from cds_service.logic.rules.rule import CHART_HOOKS, Rule
 from cds_service.logic.startback import RiskGroup, StartBackResult
 
 
@@ -43,6 +44,7 @@ class StartBackScreeningFinding(Finding):
     episode_days: int | None
     # The most recent result outside the window, when there is one (shown for context).
     previous: StartBackResult | None = None
+    previous_days_ago: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,8 +59,9 @@ class StartBackResultFinding(Finding):
         return self.result.risk
 
 
-def evaluate(record: PatientRecord, config: RuleConfig) -> Sequence[Finding]:
-    lookback = config.startback_lookback_days
+def evaluate(chart: Chart) -> Sequence[Finding]:
+    record = chart.record
+    lookback = chart.config.startback_lookback_days
     current = startback.latest_result(
         record.observations, record.questionnaire_responses, record.today, lookback
     )
@@ -76,10 +79,24 @@ def evaluate(record: PatientRecord, config: RuleConfig) -> Sequence[Finding]:
     )
     return [
         StartBackScreeningFinding(
-            lookback_days=lookback, episode_days=record.episode_days, previous=previous
+            lookback_days=lookback,
+            episode_days=record.episode_days,
+            previous=previous,
+            previous_days_ago=(record.today - previous.on).days if previous else None,
         )
     ]
 
 
 def _days_ago(on: date, today: date) -> int:
     return max(0, (today - on).days)
+
+
+RULE = Rule(
+    id="startback",
+    hooks=CHART_HOOKS,
+    topics={
+        Topic.STARTBACK_SCREENING: Citation("nice-ng59", ("nice-ng59",)),
+        Topic.STARTBACK_RESULT: Citation("keele-startback", ("keele-startback", "nice-ng59")),
+    },
+    evaluate=evaluate,
+)

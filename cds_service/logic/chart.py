@@ -1,0 +1,64 @@
+"""Chart: what the rules read in one hook call, and what is derived from it once.
+
+The PatientRecord and the thresholds, plus the views every rule shares, each built at most once
+per call: the medication orders (identified, classified and measured once) and the red flags
+(the record's, and each draft order's stated reason on top).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from cds_service.logic.config import RuleConfig
+from cds_service.logic.fhir import DraftOrder
+from cds_service.logic.medication_orders import MedicationOrder, medication_orders
+from cds_service.logic.record import PatientRecord
+from cds_service.logic.red_flags import RedFlagReport, record_red_flags, with_order_reason
+
+
+class Chart:
+    def __init__(self, record: PatientRecord, config: RuleConfig) -> None:
+        self.record = record
+        self.config = config
+        self._order_red_flags: dict[int, RedFlagReport] = {}
+
+    @cached_property
+    def medication_orders(self) -> tuple[MedicationOrder, ...]:
+        """Every MedicationRequest of the call: the drafts first, then the record's."""
+        return medication_orders(self.record)
+
+    @property
+    def drafted_medications(self) -> tuple[MedicationOrder, ...]:
+        return tuple(o for o in self.medication_orders if o.drafted)
+
+    @property
+    def medications_to_check(self) -> tuple[MedicationOrder, ...]:
+        """The drafts that get order cards (order-select: the selections; order-sign: all)."""
+        return tuple(o for o in self.medication_orders if o.to_check)
+
+    @property
+    def active_medications(self) -> tuple[MedicationOrder, ...]:
+        """The record's orders with status `active`."""
+        return tuple(o for o in self.medication_orders if o.active)
+
+    @cached_property
+    def red_flags(self) -> RedFlagReport:
+        """The red flags in the record (what every order shares)."""
+        return record_red_flags(self.record, self.config, self.medication_orders)
+
+    @cached_property
+    def _draft_orders(self) -> dict[str, DraftOrder]:
+        return {f"{o.resourceType}/{o.id}": o for o in self.record.draft_orders if o.id}
+
+    def red_flags_for(self, order_reference: str | None) -> RedFlagReport:
+        """The red flags of the draft order named "Type/id" (the record's when none is named)."""
+        order = self._draft_orders.get(order_reference) if order_reference else None
+        return self.red_flags_of(order)
+
+    def red_flags_of(self, order: DraftOrder | None) -> RedFlagReport:
+        """The record's red flags plus those in the order's reasonCode / reasonReference."""
+        if order is None:
+            return self.red_flags
+        if id(order) not in self._order_red_flags:
+            self._order_red_flags[id(order)] = with_order_reason(self.red_flags, order, self.record)
+        return self._order_red_flags[id(order)]
