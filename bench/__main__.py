@@ -235,6 +235,53 @@ def run(quick: bool) -> list[Row]:
     return rows
 
 
+def compare(other: Path, quick: bool) -> str:
+    """Realistic patient-view and order-sign against the bare baseline, this checkout and
+    `other` (another checkout of the service), interleaved in rounds in the same run so machine
+    drift hits all three alike; the median of the rounds' p50s."""
+    n = 60 if quick else 200
+    rounds = 3
+    today = date.today()
+    payloads = {
+        "patient-view (Synthea LBP)": ("/cds-services/lbp-patient-view", scenarios.patient_view()),
+        "order-sign opioid + lumbar MRI": (
+            "/cds-services/lbp-order-sign",
+            scenarios.order_sign(today),
+        ),
+    }
+    p50s: dict[tuple[str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        with (
+            Server("bench.baseline_app:app", tmp) as baseline,
+            Server("cds_service.main:app", tmp, env=service_env(tmp)) as this,
+            Server("cds_service.main:app", tmp, env=service_env(tmp), checkout=other) as before,
+        ):
+            for _ in range(rounds):
+                for name, (path, payload) in payloads.items():
+                    for label, server in (
+                        ("baseline", baseline),
+                        ("this", this),
+                        ("other", before),
+                    ):
+                        row = measure(name, server, path, payload, n)
+                        p50s.setdefault((name, label), []).append(row.p50_ms)
+    lines = [
+        f"`{other}` (other) against this checkout, {rounds} interleaved rounds of {n} calls; "
+        "median p50 in ms (ratio to the bare FastAPI baseline):",
+        "",
+        "| scenario | baseline | other | this |",
+        "|---|---|---|---|",
+    ]
+    for name in payloads:
+        base, that, mine = (
+            statistics.median(p50s[(name, k)]) for k in ("baseline", "other", "this")
+        )
+        lines.append(
+            f"| {name} | {base:.2f} | {that:.2f} ({that / base:.2f}x) | {mine:.2f} ({mine / base:.2f}x) |"
+        )
+    return "\n".join(lines)
+
+
 def render(rows: list[Row]) -> str:
     notes = [f"- {r.scenario}: {r.note}" for r in rows if r.note]
     header = "| scenario | resources | n | p50 ms | p95 ms | p99 ms | req/s | baseline p50 ms | ratio | peak RSS MB |"
@@ -302,7 +349,17 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help="fewer requests and runs (a smoke run)"
     )
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        metavar="CHECKOUT",
+        help="only compare realistic calls of this checkout and CHECKOUT (e.g. a git worktree of "
+        "an earlier commit) against the baseline, in one run",
+    )
     args = parser.parse_args()
+    if args.compare_with is not None:
+        print(compare(args.compare_with.resolve(), args.quick))
+        return 0
     rows = run(args.quick)
     results: dict[str, Any] = {}
     parts = [f"## Latency and throughput\n\n{render(rows)}"]

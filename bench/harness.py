@@ -52,6 +52,7 @@ class Server:
         env: dict[str, str] | None = None,
         workers: int = 1,
         factory: bool = False,
+        checkout: Path = ROOT,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -79,7 +80,9 @@ class Server:
                     "--log-level",
                     "warning",
                 ],
-                cwd=ROOT,
+                # The checkout whose cds_service runs (python -m puts the working directory first
+                # on sys.path): another one compares two versions in one run.
+                cwd=checkout,
                 env=full_env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
