@@ -27,16 +27,16 @@ class Chart:
         """Every MedicationRequest of the call: the drafts first, then the record's."""
         return medication_orders(self.record)
 
-    @property
+    @cached_property
     def drafted_medications(self) -> tuple[MedicationOrder, ...]:
         return tuple(o for o in self.medication_orders if o.drafted)
 
-    @property
+    @cached_property
     def medications_to_check(self) -> tuple[MedicationOrder, ...]:
         """The drafts that get order cards (order-select: the selections; order-sign: all)."""
         return tuple(o for o in self.medication_orders if o.to_check)
 
-    @property
+    @cached_property
     def active_medications(self) -> tuple[MedicationOrder, ...]:
         """The record's orders with status `active`."""
         return tuple(o for o in self.medication_orders if o.active)

@@ -6,13 +6,12 @@ is identified and measured the same way everywhere (and only once per call).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
 
 from cds_service.logic.dates import parse_fhir_date
 from cds_service.logic.dosage import order_implausible_reason
-from cds_service.logic.fhir import MedicationRequest
+from cds_service.logic.fhir import CodeableConcept, MedicationRequest
 from cds_service.logic.medications import (
     MedicationView,
     identify,
@@ -29,20 +28,43 @@ from cds_service.logic.record import PatientRecord
 from cds_service.logic.supply import Course, Supply, days_supply, fills, intended_course
 
 
-@dataclass(frozen=True)
 class MedicationOrder:
-    """One MedicationRequest of the call. Drug classes and figures are computed on first use and
-    kept (a record can hold thousands of orders; most are never asked about)."""
+    """One MedicationRequest of the call. What it prescribes, its drug classes and figures are
+    computed on first use and kept (a record can hold thousands of orders; most are never asked
+    about). `drafted`: a draft order of the hook's context (not yet signed); `to_check`: a draft
+    that gets order cards (order-select: in `selections`; order-sign: every draft)."""
 
-    medication: MedicationView
-    # A draft order of the hook's context (not yet signed), and whether it gets order cards
-    # (order-select: in `selections`; order-sign: every draft).
-    drafted: bool = False
-    to_check: bool = False
+    def __init__(
+        self,
+        request: MedicationRequest,
+        record: PatientRecord,
+        *,
+        drafted: bool = False,
+        to_check: bool = False,
+    ) -> None:
+        self.request = request
+        self._record = record
+        self.drafted = drafted
+        self.to_check = to_check
+        # FHIR status `active`: an order of the record the patient is on, not a draft.
+        self.active = not drafted and is_active(request)
+        self._medication: MedicationView | None = None
 
     @property
-    def request(self) -> MedicationRequest:
-        return self.medication.request
+    def concept(self) -> CodeableConcept | None:
+        """The prescribed product's code: the request's own CodeableConcept when it has one (no
+        need to identify the order further), else the identified Medication's code."""
+        if self.request.medicationCodeableConcept is not None:
+            return self.request.medicationCodeableConcept
+        return self.medication.concept
+
+    @property
+    def medication(self) -> MedicationView:
+        """What the order prescribes (medications.identify), read on first use. Every order of a
+        record is scanned for red flags, so this stays cheaper than a cached_property."""
+        if self._medication is None:
+            self._medication = identify(self.request, self._record)
+        return self._medication
 
     @property
     def reference(self) -> str | None:
@@ -52,11 +74,6 @@ class MedicationOrder:
     @property
     def label(self) -> str:
         return self.medication.label
-
-    @property
-    def active(self) -> bool:
-        """FHIR status `active` (an order of the record, not a draft)."""
-        return not self.drafted and is_active(self.request)
 
     @cached_property
     def authored(self) -> date | None:
@@ -114,7 +131,7 @@ def medication_orders(record: PatientRecord) -> tuple[MedicationOrder, ...]:
     """Every MedicationRequest of the call: the drafts first (in context order), then the record's."""
     checked = {id(o) for o in record.medication_orders_to_check}
     drafts = tuple(
-        MedicationOrder(identify(r, record), drafted=True, to_check=id(r) in checked)
+        MedicationOrder(r, record, drafted=True, to_check=id(r) in checked)
         for r in record.draft_medication_requests
     )
-    return drafts + tuple(MedicationOrder(identify(r, record)) for r in record.medication_requests)
+    return drafts + tuple(MedicationOrder(r, record) for r in record.medication_requests)

@@ -39,9 +39,10 @@ _LONG_ACTING_WORDS = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class MedicationView:
-    """A request's medication, however the request names it."""
+    """A request's medication, however the request names it (read-only by convention: built
+    once per order of every record, so without the cost of a frozen dataclass)."""
 
     request: MedicationRequest
     concept: CodeableConcept | None

@@ -314,7 +314,7 @@ def _corticosteroid_courses(
     for order in orders:
         if order.drafted or (order.request.status or "").lower() in _IGNORED_ORDER_STATUSES:
             continue
-        concept = order.medication.concept
+        concept = order.concept
         if not glucocorticoids.matches(concept):
             continue
         start = _course_start(order.request)
