@@ -240,7 +240,7 @@ def compare(other: Path, quick: bool) -> str:
     `other` (another checkout of the service), interleaved in rounds in the same run so machine
     drift hits all three alike; the median of the rounds' p50s."""
     n = 60 if quick else 200
-    rounds = 3
+    rounds = 3 if quick else 6
     today = date.today()
     payloads = {
         "patient-view (Synthea LBP)": ("/cds-services/lbp-patient-view", scenarios.patient_view()),
@@ -250,19 +250,26 @@ def compare(other: Path, quick: bool) -> str:
         ),
     }
     p50s: dict[tuple[str, str], list[float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        with (
-            Server("bench.baseline_app:app", tmp) as baseline,
-            Server("cds_service.main:app", tmp, env=service_env(tmp)) as this,
-            Server("cds_service.main:app", tmp, env=service_env(tmp), checkout=other) as before,
-        ):
-            for _ in range(rounds):
+    checkouts = [("this", ROOT), ("other", other)]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Server("bench.baseline_app:app", tmp) as baseline,
+    ):
+        for round_ in range(rounds):
+            # Fresh servers every round, started and measured in alternating order: measured
+            # here, the second of two identical servers was consistently slower (up to 1.5x).
+            order = checkouts if round_ % 2 == 0 else checkouts[::-1]
+            with (
+                Server(
+                    "cds_service.main:app", tmp, env=service_env(tmp), checkout=order[0][1]
+                ) as first,
+                Server(
+                    "cds_service.main:app", tmp, env=service_env(tmp), checkout=order[1][1]
+                ) as second,
+            ):
+                servers = [("baseline", baseline), (order[0][0], first), (order[1][0], second)]
                 for name, (path, payload) in payloads.items():
-                    for label, server in (
-                        ("baseline", baseline),
-                        ("this", this),
-                        ("other", before),
-                    ):
+                    for label, server in servers if round_ % 2 == 0 else servers[::-1]:
                         row = measure(name, server, path, payload, n)
                         p50s.setdefault((name, label), []).append(row.p50_ms)
     lines = [
