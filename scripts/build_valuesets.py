@@ -806,6 +806,52 @@ def lumbar_spine_imaging(codes: dict[str, Any]) -> None:
     )
 
 
+# --- End-of-life care (RULES.md v2 "Whose data, and which patients") ---
+
+HL7_DISCHARGE_DISPOSITION = "http://terminology.hl7.org/CodeSystem/discharge-disposition"
+
+
+def end_of_life_value_sets() -> None:
+    # The CDC sets are copied unchanged (cdc-opioid-exclusions/, opioid-cds-r4 @ b29bdcbf); these
+    # two name them by canonical URL so a rule reads one value set per question.
+    write(
+        "end-of-life-conditions",
+        local_value_set(
+            "end-of-life-conditions",
+            "End-of-life care: terminal or limited-life-expectancy conditions",
+            "RULES.md v2 'End-of-life care: no card at all': the CDC 'conditions likely terminal for "
+            "opioid prescribing' and 'limited life expectancy conditions' value sets (opioid-cds-r4 "
+            "@ b29bdcbf, shared/reference/valuesets/cdc-opioid-exclusions/), by canonical URL. The "
+            "terminal set's expansion holds ICD-10-CM Z51.5 (encounter for palliative care).",
+            [
+                included(
+                    f"{CDC}conditions-likely-terminal-for-opioid-prescribing",
+                    f"{CDC}limited-life-expectancy-conditions",
+                )
+            ],
+        ),
+    )
+    write(
+        "end-of-life-discharge-disposition",
+        local_value_set(
+            "end-of-life-discharge-disposition",
+            "End-of-life care: discharged to hospice",
+            "RULES.md v2 'End-of-life care': the CDC 'Hospice Disposition' value set (opioid-cds-r4 "
+            "@ b29bdcbf, harvested from VSAC 2.16.840.1.113762.1.4.1108.15; SNOMED CT only), by "
+            "canonical URL, and the FHIR R4 discharge-disposition code 'hosp' (Hospice), which EHRs "
+            "send in Encounter.hospitalization.dischargeDisposition and the CDC set leaves out "
+            "(cdc-opioid-exclusions.md).",
+            [
+                included(f"{CDC}hospice-disposition"),
+                {
+                    "system": HL7_DISCHARGE_DISPOSITION,
+                    "concept": [{"code": "hosp", "display": "Hospice"}],
+                },
+            ],
+        ),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
@@ -818,6 +864,7 @@ def main() -> None:
     red_flag_value_sets(codes)
     lumbar_spine_imaging(codes)
     medication_value_sets(codes, shared)
+    end_of_life_value_sets()
 
 
 if __name__ == "__main__":

@@ -161,6 +161,7 @@ def chart_prefetch(
     observations: list[dict[str, Any]] | None = None,
     medication_requests: list[dict[str, Any]] | None = None,
     questionnaire_responses: list[dict[str, Any]] | None = None,
+    encounters: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "patient": patient(age),
@@ -168,6 +169,7 @@ def chart_prefetch(
         "startbackObservations": bundle(observations or []),
         "medicationRequests": bundle(medication_requests or []),
         "questionnaireResponses": bundle(questionnaire_responses or []),
+        "encounters": bundle(encounters or []),
     }
 
 
@@ -178,6 +180,7 @@ def order_prefetch(
     observations: list[dict[str, Any]] | None = None,
     medication_requests: list[dict[str, Any]] | None = None,
     procedures: list[dict[str, Any]] | None = None,
+    encounters: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "patient": patient(age),
@@ -185,6 +188,7 @@ def order_prefetch(
         "temperatureObservations": bundle(observations or []),
         "medicationRequests": bundle(medication_requests or []),
         "procedures": bundle(procedures or []),
+        "encounters": bundle(encounters or []),
     }
 
 

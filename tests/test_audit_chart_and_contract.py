@@ -84,6 +84,7 @@ def chart_prefetch(
         "startbackObservations": bundle(observations or []),
         "medicationRequests": bundle(medication_requests or []),
         "questionnaireResponses": bundle(questionnaire_responses or []),
+        "encounters": bundle([]),
     }
 
 
@@ -99,6 +100,7 @@ def order_prefetch(
         "temperatureObservations": bundle([]),
         "medicationRequests": bundle(medication_requests or []),
         "procedures": bundle([]),
+        "encounters": bundle([]),
     }
 
 
@@ -856,7 +858,8 @@ def test_active_relaxant_authored_boundary(
     prefetch = chart_prefetch(
         [back_pain(onset_days_ago=60)],
         observations=[risk_obs("low", days=30)],
-        medication_requests=[cyclobenzaprine(authored_days_ago=days)],
+        # v2 "Current orders": 30 days x 4 fills, so the order is still current at 90 days.
+        medication_requests=[cyclobenzaprine(authored_days_ago=days, repeats=3)],
     )
     topics, body = run(client, hook, service, prefetch)
     if fires:
@@ -883,13 +886,14 @@ def test_active_relaxant_authored_on_as_datetime(client: TestClient) -> None:
 
 
 def test_active_relaxant_with_short_supply_but_old_authored_on(client: TestClient) -> None:
-    """RULES: 'active with authoredOn more than 21 days ago' - the chart rule is authoredOn."""
+    """RULES v2 "Current orders": a 7-day supply authored 40 days ago ran out 33 days ago, so
+    the order is a stale record, not a course the patient is on (v1 gave a card)."""
     prefetch = chart_prefetch(
         [back_pain(onset_days_ago=60)],
         medication_requests=[cyclobenzaprine(authored_days_ago=40, supply_days=7)],
     )
     topics, _ = run(client, "patient-view", "lbp-patient-view", prefetch)
-    assert topics == ["muscle-relaxant-duration", "startback-screening"]
+    assert topics == ["startback-screening"]
 
 
 @pytest.mark.parametrize(
@@ -914,14 +918,14 @@ def test_each_relaxant_is_recognised_on_patient_view(
     prefetch = chart_prefetch(
         [back_pain(onset_days_ago=60)],
         observations=[risk_obs("low", days=30)],
-        medication_requests=[med_request(code, display, authored_days_ago=35)],
+        medication_requests=[med_request(code, display, authored_days_ago=25)],
     )
     topics, _ = run(client, "patient-view", "lbp-patient-view", prefetch)
     assert topics == ["muscle-relaxant-duration", "startback-result"]
 
 
 def test_relaxant_by_contained_medication_reference(client: TestClient) -> None:
-    mr = cyclobenzaprine(authored_days_ago=35)
+    mr = cyclobenzaprine(authored_days_ago=25)
     del mr["medicationCodeableConcept"]
     mr["contained"] = [
         {
@@ -994,8 +998,10 @@ def test_two_long_active_relaxants(client: TestClient) -> None:
     prefetch = chart_prefetch(
         [back_pain(onset_days_ago=90)],
         medication_requests=[
-            cyclobenzaprine(authored_days_ago=40),
-            med_request("197943", "methocarbamol 500 MG Oral Tablet", authored_days_ago=30),
+            cyclobenzaprine(authored_days_ago=40, repeats=1),
+            med_request(
+                "197943", "methocarbamol 500 MG Oral Tablet", authored_days_ago=30, repeats=1
+            ),
             med_request("197943", "methocarbamol 500 MG Oral Tablet", authored_days_ago=5),
         ],
     )
@@ -1393,7 +1399,7 @@ def test_older_adult_card_never_on_chart_hooks(client: TestClient) -> None:
         [back_pain(onset_days_ago=60)],
         age=80,
         observations=[risk_obs("medium", days=20)],
-        medication_requests=[cyclobenzaprine(authored_days_ago=40)],
+        medication_requests=[cyclobenzaprine(authored_days_ago=40, repeats=1)],
     )
     for hook, service in CHART_HOOKS:
         topics, _ = run(client, hook, service, prefetch)
@@ -1490,7 +1496,7 @@ def test_chart_ordering_warning_before_info(client: TestClient) -> None:
     prefetch = chart_prefetch(
         [back_pain(onset_days_ago=40)],
         questionnaire_responses=[questionnaire_response(answers_for({5, 6, 7, 8}))],
-        medication_requests=[cyclobenzaprine(authored_days_ago=30)],
+        medication_requests=[cyclobenzaprine(authored_days_ago=25)],
     )
     for hook, service in CHART_HOOKS:
         topics, _ = run(client, hook, service, prefetch)
@@ -1658,6 +1664,11 @@ def test_each_discovered_prefetch_key_absent_412(
     for key in keys:
         body = full_request(hook)
         body["prefetch"].pop(key)
+        if key == "encounters":
+            # v2: Encounters only silence cards (hospice discharges); without them and without
+            # FHIR access the call goes on rather than failing every client on the v1 prefetch.
+            assert call(client, service, body).status_code == 200
+            continue
         assert_operation_outcome(call(client, service, body), 412)
 
 
@@ -1752,6 +1763,7 @@ def test_fhir_server_fallback_when_prefetch_absent(client: TestClient, fhir_mock
     fhir_mock.get("/Observation").respond(200, json=bundle([risk_obs("medium")]))
     fhir_mock.get("/MedicationRequest").respond(200, json=bundle([]))
     fhir_mock.get("/QuestionnaireResponse").respond(200, json=bundle([]))
+    fhir_mock.get("/Encounter").respond(200, json=bundle([]))
     body = hook_request("patient-view", fhir_server=FHIR_BASE, token="tok")
     resp = call(client, "lbp-patient-view", body)
     assert resp.status_code == 200, resp.text

@@ -16,7 +16,14 @@ from fastapi.testclient import TestClient
 from tests import medication_factories as mf
 from tests.conftest import call
 from tests.contract import assert_response_contract
-from tests.factories import back_pain, bundle, hook_request, order_prefetch
+from tests.factories import (
+    PATIENT_ID,
+    back_pain,
+    bundle,
+    days_ago,
+    hook_request,
+    order_prefetch,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "fhir" / "cdc-opioid-cpg-examples"
 
@@ -52,6 +59,10 @@ EXPECTED: dict[str, tuple[str, str] | None] = {
 
 def load(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
+    if "subject" in data:
+        # The examples are all one patient's (Patient/opioid-review-indicated); here they stand
+        # for the context patient's orders (another patient's would not count).
+        data["subject"] = {"reference": f"Patient/{PATIENT_ID}"}
     return data
 
 
@@ -104,6 +115,12 @@ def test_each_example_is_classified(
 
 def test_example_benzodiazepine_active_makes_example_oxycodone_critical(client: TestClient) -> None:
     benzo = load("MedicationRequest-benzodiazepine.json")  # status active, temazepam
+    # RULES v2 "Current orders": authored 2025-07-21 with no days supply, the example is a stale
+    # record today; written 10 days ago it is current.
+    [card] = order_sign(client, [as_draft("oxycodone")], active=[benzo])
+    assert card["indicator"] == "warning"
+    assert "**Left out:** 1 active order" in card["detail"]
+    benzo["authoredOn"] = days_ago(10)
     [card] = order_sign(client, [as_draft("oxycodone")], active=[benzo])
     assert card["indicator"] == "critical"
     assert "temazepam 7.5 MG Oral Capsule [Restoril] (active)" in card["detail"]
@@ -111,6 +128,7 @@ def test_example_benzodiazepine_active_makes_example_oxycodone_critical(client: 
 
 def test_example_methadone_active_adds_to_a_drafted_opioid(client: TestClient) -> None:
     methadone = load("MedicationRequest-methadone.json")  # active, 47 MME/day
+    methadone["authoredOn"] = days_ago(10)  # current (RULES v2): the example's date is stale
     draft = mf.medication_request(mf.OXYCODONE_5, quantity=12)  # 30 MME/day
     [card] = order_sign(client, [draft], active=[methadone])
     assert card["summary"] == "Opioids are not first-line for low back pain"

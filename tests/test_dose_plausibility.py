@@ -3,6 +3,7 @@ result above 10,000 MME/day, gives "cannot be computed" with the reason; never `
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds_service.logic.config import RuleConfig
-from cds_service.logic.dosage import doses_per_day, implausible_reason
+from cds_service.logic.dosage import doses_per_day, implausible_reason, range_note
 from cds_service.logic.fhir import Dosage, MedicationRequest
 from cds_service.logic.medications import identify
 from cds_service.logic.mme import order_mme
@@ -161,8 +162,8 @@ def _quantity(value: Any, unit: str) -> dict[str, Any] | None:
 
 
 @st.composite
-def sloppy_orders(draw: st.DrawFn) -> dict[str, Any]:
-    draft = mf.medication_request(draw(_products), request_id="fuzz-1")
+def sloppy_lines(draw: st.DrawFn) -> dict[str, Any]:
+    """One dosage line, any of its numbers sloppy; v2: with a `sequence` and a maxDosePerPeriod."""
     repeat = {
         "frequency": draw(st.one_of(st.none(), st.integers(-3, 10**9))),
         "frequencyMax": draw(st.one_of(st.none(), st.integers(-3, 10**9))),
@@ -180,12 +181,29 @@ def sloppy_orders(draw: st.DrawFn) -> dict[str, Any]:
                 "high": _quantity(draw(_numbers), "mg"),
             }
         }
-    draft["dosageInstruction"] = [
-        {
-            "timing": {"repeat": {k: v for k, v in repeat.items() if v is not None}},
-            "doseAndRate": [{k: v for k, v in dose.items() if v is not None}],
+    line: dict[str, Any] = {
+        "timing": {"repeat": {k: v for k, v in repeat.items() if v is not None}},
+        "doseAndRate": [{k: v for k, v in dose.items() if v is not None}],
+    }
+    sequence = draw(st.one_of(st.none(), st.integers(-2, 3), _numbers))
+    if sequence is not None:
+        line["sequence"] = sequence
+    if draw(st.booleans()):
+        line["maxDosePerPeriod"] = {
+            k: v
+            for k, v in {
+                "numerator": _quantity(draw(_numbers), draw(st.sampled_from(["tablet", "mg"]))),
+                "denominator": _quantity(draw(_numbers), draw(_units) or "d"),
+            }.items()
+            if v is not None
         }
-    ]
+    return line
+
+
+@st.composite
+def sloppy_orders(draw: st.DrawFn) -> dict[str, Any]:
+    draft = mf.medication_request(draw(_products), request_id="fuzz-1")
+    draft["dosageInstruction"] = draw(st.lists(sloppy_lines(), min_size=1, max_size=3))
     draft["dispenseRequest"] = {
         k: v
         for k, v in {
@@ -207,3 +225,58 @@ def test_no_answer_ever_shows_inf_or_nan(client: TestClient, draft: dict[str, An
     response = call(client, "lbp-order-sign", body)
     assert response.status_code == 200, response.text[:500]
     assert not NOT_A_NUMBER.search(response.text), response.text[:2000]
+
+
+@settings(max_examples=400, deadline=None)
+@given(draft=sloppy_orders())
+def test_no_figure_is_ever_inf_or_nan(draft: dict[str, Any]) -> None:
+    """The figures themselves (v2: several lines, sequence, maxDosePerPeriod): MME/day, days
+    supply and course are a finite positive number or absent, with a reason when absent."""
+    record = PatientRecord(today=TODAY, hook="order-sign")
+    view = identify(MedicationRequest.model_validate(draft), record)
+    figure = order_mme(view, None, active=False)
+    if figure.mme_per_day is None:
+        assert figure.reason
+        assert not NOT_A_NUMBER.search(figure.reason)
+    else:
+        assert math.isfinite(figure.mme_per_day)
+        assert figure.mme_per_day >= 0
+        assert not NOT_A_NUMBER.search(figure.calculation or "")
+    for supply in (days_supply(view), intended_course(view)):
+        if supply is not None:
+            assert math.isfinite(supply.days)
+            assert supply.days >= 0
+    note = range_note(view.request)
+    assert note is None or not NOT_A_NUMBER.search(note)
+
+
+def test_lines_too_large_to_add_up_cannot_be_computed() -> None:
+    """Two lines of 1e308 tablets: their sum overflows to inf, which is no figure (never a crash:
+    math.fsum would raise here)."""
+    huge = {
+        "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+        "doseAndRate": [{"doseQuantity": {"value": 1e308, "unit": "tablet"}}],
+    }
+    draft = mf.medication_request(mf.OXYCODONE_5, quantity=10)
+    draft["dosageInstruction"] = [huge, huge]
+    figure = _mme(draft)
+    assert figure.mme_per_day is None
+    assert "above 10,000 MME/day" in (figure.reason or "")
+    view = identify(
+        MedicationRequest.model_validate(draft), PatientRecord(today=TODAY, hook="order-sign")
+    )
+    assert days_supply(view) is None
+
+
+def test_a_course_too_long_to_be_a_number_is_no_course() -> None:
+    """Found by the property above: a huge supply times the fills overflowed to inf."""
+    draft = mf.medication_request(mf.CYCLOBENZAPRINE_10)
+    draft["dispenseRequest"] = {
+        "expectedSupplyDuration": {"value": 1.7e308, "code": "d"},
+        "numberOfRepeatsAllowed": 1,
+    }
+    view = identify(
+        MedicationRequest.model_validate(draft), PatientRecord(today=TODAY, hook="order-sign")
+    )
+    assert days_supply(view) is not None
+    assert intended_course(view) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -165,3 +166,123 @@ def test_days_supply_unknown_when_units_do_not_match() -> None:
     request = mf.medication_request(mf.OXYCODONE_5, quantity=100, quantity_unit="mL")
     view = identify(MedicationRequest.model_validate(request), record())
     assert days_supply(view) is None
+
+
+# Several dosage lines (RULES.md "Doses", v2): MME/day and days supply read the same daily dose.
+
+
+def _line(
+    tablets: float,
+    timing: dict[str, Any],
+    *,
+    sequence: int | None = None,
+    max_dose: tuple[float, str] | None = None,
+) -> dict[str, Any]:
+    line: dict[str, Any] = {
+        "timing": timing,
+        "doseAndRate": [{"doseQuantity": {"value": tablets, "unit": "tablet"}}],
+    }
+    if sequence is not None:
+        line["sequence"] = sequence
+    if max_dose is not None:
+        line["maxDosePerPeriod"] = {
+            "numerator": {"value": max_dose[0], "unit": max_dose[1]},
+            "denominator": {"value": 1, "unit": "day", "code": "d"},
+        }
+    return line
+
+
+MORNING = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d", "when": ["MORN"]}}
+EVENING = {"code": {"coding": [{"code": "QPM"}]}}
+Q6H = {"repeat": {"frequency": 1, "period": 6, "periodUnit": "h"}}
+Q4H = {"repeat": {"frequency": 1, "period": 4, "periodUnit": "h"}}
+
+
+def _oxycodone(*lines: dict[str, Any], quantity: float | None = None) -> dict[str, Any]:
+    request = mf.medication_request(mf.OXYCODONE_5, quantity=quantity)
+    request["dosageInstruction"] = list(lines)
+    return request
+
+
+def test_two_lines_taken_together_add_up() -> None:
+    """The issue's case: 2 tablets in the morning + 1 in the evening of oxycodone 5 mg is
+    15 mg a day: 22.5 MME/day, not 15 (the first line alone)."""
+    result = mme_of(_oxycodone(_line(2, MORNING), _line(1, EVENING)))
+    assert result.mme_per_day == 22.5
+    assert result.calculation == ("oxycodone 15 mg/day (10 mg x 1/day + 5 mg x 1/day) x 1.5 = 22.5")
+
+
+def test_sequential_lines_count_at_the_largest_step() -> None:
+    # 2 tablets every 6 h (60 MME/day), then 1 tablet every 6 h (30 MME/day).
+    taper = _oxycodone(_line(2, Q6H, sequence=1), _line(1, Q6H, sequence=2))
+    result = mme_of(taper)
+    assert result.mme_per_day == 60.0
+    assert result.calculation is not None
+    assert "the largest of 2 sequential steps" in result.calculation
+    # The same two lines sharing a sequence run together: 90.
+    together = _oxycodone(_line(2, Q6H, sequence=1), _line(1, Q6H, sequence=1))
+    assert mme_of(together).mme_per_day == 90.0
+
+
+@pytest.mark.parametrize(
+    ("max_dose", "expected"),
+    [
+        ((6, "tablet"), 45.0),  # 12 tablets a day capped at 6: 30 mg x 1.5
+        ((30, "mg"), 45.0),  # the cap in mg: 30 mg x 1.5
+        ((20, "tablet"), 90.0),  # higher than 12 a day: changes nothing
+        ((0, "tablet"), 90.0),  # unreadable: caps nothing
+    ],
+)
+def test_max_dose_per_period_caps_the_daily_dose(
+    max_dose: tuple[float, str], expected: float
+) -> None:
+    # 2 tablets every 4 h: 12 tablets, 60 mg, 90 MME a day.
+    result = mme_of(_oxycodone(_line(2, Q4H, max_dose=max_dose)))
+    assert result.mme_per_day == expected
+    assert result.calculation is not None
+    assert ("capped by maxDosePerPeriod" in result.calculation) is (expected < 90)
+
+
+def test_one_line_keeps_the_one_line_calculation() -> None:
+    result = mme_of(_oxycodone(_line(1, Q6H)))
+    assert result.calculation == "oxycodone 5 mg x 4/day x 1.5 = 30"
+
+
+def test_two_patches_worn_together_add_their_rates() -> None:
+    request = mf.medication_request(mf.FENTANYL_PATCH_25, dose_unit="patch", every_hours=72)
+    request["dosageInstruction"].append(copy.deepcopy(request["dosageInstruction"][0]))
+    result = mme_of(request)
+    assert result.mme_per_day == 120.0  # (25 + 25) mcg/hr x 2.4
+
+
+def test_days_supply_from_quantity_with_two_lines_taken_together() -> None:
+    # 30 tablets, 2 in the morning + 1 in the evening: 10 days (the first line alone: 15).
+    request = _oxycodone(_line(2, MORNING), _line(1, EVENING), quantity=30)
+    supply = days_supply(identify(MedicationRequest.model_validate(request), record()))
+    assert supply is not None
+    assert supply.days == pytest.approx(10)
+    assert supply.basis == "quantity and dose"
+
+
+def test_days_supply_reads_the_capped_daily_dose() -> None:
+    # 60 tablets, 2 every 4 h (12 a day) but at most 6 a day: 10 days, as MME/day counts it.
+    request = _oxycodone(_line(2, Q4H, max_dose=(6, "tablet")), quantity=60)
+    supply = days_supply(identify(MedicationRequest.model_validate(request), record()))
+    assert supply is not None
+    assert supply.days == pytest.approx(10)
+
+
+def test_days_supply_of_a_taper_reads_the_largest_step() -> None:
+    request = _oxycodone(_line(2, Q6H, sequence=1), _line(1, Q6H, sequence=2), quantity=40)
+    supply = days_supply(identify(MedicationRequest.model_validate(request), record()))
+    assert supply is not None
+    assert supply.days == pytest.approx(5)  # 40 / 8 a day
+
+
+def test_many_lines_keep_the_calculation_bounded() -> None:
+    lines = [_line(1, MORNING) for _ in range(200)]
+    result = mme_of(_oxycodone(*lines))
+    assert result.mme_per_day == 1500.0  # 200 x 5 mg x 1.5
+    assert result.calculation is not None
+    assert "+ 196 more lines" in result.calculation
+    assert len(result.calculation) < 200

@@ -66,13 +66,13 @@ def test_absent_keys_are_fetched_in_parallel_with_the_bearer_token(
         return_value=httpx.Response(200, json=patient())
     )
     search_route = fhir_mock.get(
-        url__regex=r".*/(Condition|Observation|MedicationRequest|QuestionnaireResponse)\?.*"
+        url__regex=r".*/(Condition|Observation|MedicationRequest|QuestionnaireResponse|Encounter)\?.*"
     ).mock(return_value=httpx.Response(200, json=bundle([])))
     body = hook_request("patient-view", fhir_server=FHIR_BASE, token="secret-token")
     response = call(client, "lbp-patient-view", body)
     assert response.status_code == 200, response.text
     assert patient_route.called
-    assert search_route.call_count == 4
+    assert search_route.call_count == 5
     for request, _ in fhir_mock.calls:
         assert request.headers["Authorization"] == "Bearer secret-token"
         assert f"patient={PATIENT_ID}" in str(request.url) or request.url.path.endswith(PATIENT_ID)

@@ -291,13 +291,16 @@ def test_fire_in_process_reads_the_fhir_server(monkeypatch, tmp_path, capsys) ->
         patient = mock.get("/Patient/pt-1").respond(
             200, json={"resourceType": "Patient", "id": "pt-1", "birthDate": "1980-01-01"}
         )
-        search = mock.get(url__regex=r"/fhir/(Condition|Observation|MedicationRequest|Procedure)\?")
+        search = mock.get(
+            url__regex=r"/fhir/(Condition|Observation|MedicationRequest|Procedure|Encounter)\?"
+        )
         search.respond(200, json={"resourceType": "Bundle", "type": "searchset", "entry": []})
         code = cli.main(
             ["fire", "--fhir-server", FHIR, "--patient", "pt-1", "--hook", "order-sign", "--json"]
         )
         assert patient.called
-        assert search.call_count == 4  # conditions, temperatures, medication requests, procedures
+        # conditions, temperatures, medication requests, procedures, encounters
+        assert search.call_count == 5
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert json.loads(captured.out) == {"cards": []}

@@ -12,7 +12,7 @@ from cds_service.cards.base import (
     red_flag_paragraph,
     suggestion,
 )
-from cds_service.cards.medication_orders import shortened, update_action
+from cds_service.cards.medication_orders import UPDATE_NOT_BUILT, shortened, update_action
 from cds_service.logic.findings import Finding
 from cds_service.logic.rules.muscle_relaxants import (
     RelaxantDurationFinding,
@@ -24,7 +24,7 @@ from cds_service.models import Card, Suggestion
 DURATION_SUMMARY = "Muscle relaxants are for short courses (2-3 weeks) only"
 
 
-def duration_detail(finding: RelaxantDurationFinding) -> str:
+def duration_detail(finding: RelaxantDurationFinding, *notes: str) -> str:
     limit, suggested_days = finding.limit_days, finding.suggested_days
     if finding.drafted:
         source = f"from the {finding.basis}"
@@ -38,9 +38,10 @@ def duration_detail(finding: RelaxantDurationFinding) -> str:
             f"{limit} days."
         )
     else:
+        # RULES.md v2: the chart knows when the order was written, not how long it was taken.
         course = (
-            f"**On it for:** {figure(finding.days)} days ({finding.basis}); the limit is "
-            f"{limit} days."
+            f"**Course:** ordered {figure(finding.days)} days ago and still active (from "
+            f"{finding.basis}); the limit is {limit} days."
         )
     return join_detail(
         f"**Medication:** {finding.medication}.",
@@ -48,6 +49,7 @@ def duration_detail(finding: RelaxantDurationFinding) -> str:
         "Skeletal muscle relaxants help only in the first weeks of acute low back pain; the "
         "evidence is for courses of up to 2-3 weeks, and sedation, dizziness and falls add up "
         "with longer use.",
+        *notes,
         red_flag_paragraph(finding.red_flags),
         "**Instead:**\n"
         f"- Limit the course to {suggested_days} days or less, then reassess.\n"
@@ -59,7 +61,9 @@ def duration_detail(finding: RelaxantDurationFinding) -> str:
     )
 
 
-def _duration_suggestions(finding: RelaxantDurationFinding, ctx: RenderContext) -> list[Suggestion]:
+def _duration_suggestions(
+    finding: RelaxantDurationFinding, ctx: RenderContext, notes: list[str]
+) -> list[Suggestion]:
     days = finding.suggested_days
     reference = finding.order_reference
     draft = ctx.drafts.get(reference) if finding.drafted and reference else None
@@ -78,6 +82,7 @@ def _duration_suggestions(finding: RelaxantDurationFinding, ctx: RenderContext) 
         ),
     )
     if update is None:
+        notes.append(UPDATE_NOT_BUILT.format(days=days))
         return []
     return [suggestion(ctx, f"Shorten to a {days}-day course", [update], recommended=True)]
 
@@ -85,12 +90,14 @@ def _duration_suggestions(finding: RelaxantDurationFinding, ctx: RenderContext) 
 def render_duration(finding: Finding, ctx: RenderContext) -> Card:
     if not isinstance(finding, RelaxantDurationFinding):
         raise TypeError(f"muscle-relaxant-duration card given a {type(finding).__name__}")
+    notes: list[str] = []
+    suggestions = _duration_suggestions(finding, ctx, notes)
     return make_card(
         ctx,
         finding,
         summary=DURATION_SUMMARY,
-        detail=duration_detail(finding),
-        suggestions=_duration_suggestions(finding, ctx),
+        detail=duration_detail(finding, *notes),
+        suggestions=suggestions,
         override_reasons=(
             override_reason("spasticity", "Used for spasticity, not low back pain"),
             override_reason("benefit-documented", "Benefit documented; reassessment planned"),

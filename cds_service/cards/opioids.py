@@ -18,7 +18,12 @@ from cds_service.cards.base import (
     red_flag_paragraph,
     suggestion,
 )
-from cds_service.cards.medication_orders import naloxone_request, shortened, update_action
+from cds_service.cards.medication_orders import (
+    UPDATE_NOT_BUILT,
+    naloxone_request,
+    shortened,
+    update_action,
+)
 from cds_service.logic.findings import Finding
 from cds_service.logic.mme import OrderMme
 from cds_service.logic.rules.opioids import CoDrafted, MmeBand, OpioidOrderFinding
@@ -172,11 +177,29 @@ def _cdc_points(finding: OpioidOrderFinding) -> list[str]:
     return points
 
 
-def detail(finding: OpioidOrderFinding) -> str:
+def _stale_line(finding: OpioidOrderFinding) -> str | None:
+    """The stale active orders left out (RULES.md v2 "Current orders"), in one line."""
+    n = finding.stale_left_out
+    if not n:
+        return None
+    orders = "1 active order" if n == 1 else f"{n} active orders"
+    return (
+        f"**Left out:** {orders} (opioid, benzodiazepine, muscle relaxant or naloxone) that look "
+        "stale: the supply ran out, or no supply is stated and it was written more than "
+        f"{finding.current_order_days} days ago."
+    )
+
+
+def detail(finding: OpioidOrderFinding, *notes: str) -> str:
     return join_detail(
         f"**Order:** {finding.medication}.",
         "\n".join(_mme_lines(finding)),
+        _stale_line(finding),
         _supply_line(finding),
+        f"**Dose range:** {finding.dose_range_used} (the upper bound counts)."
+        if finding.dose_range_used
+        else None,
+        *notes,
         "**CDC 2022 points that apply:**\n" + "\n".join(_cdc_points(finding)),
         red_flag_paragraph(finding.red_flags),
         "**Instead:**\n" + "\n".join(INSTEAD),
@@ -184,7 +207,9 @@ def detail(finding: OpioidOrderFinding) -> str:
     )
 
 
-def _suggestions(finding: OpioidOrderFinding, ctx: RenderContext) -> list[Suggestion]:
+def _suggestions(
+    finding: OpioidOrderFinding, ctx: RenderContext, notes: list[str]
+) -> list[Suggestion]:
     out: list[Suggestion] = []
     max_days = finding.max_days_supply
     reference = finding.order_reference
@@ -203,6 +228,8 @@ def _suggestions(finding: OpioidOrderFinding, ctx: RenderContext) -> list[Sugges
         )
         if update is not None:
             out.append(suggestion(ctx, f"Shorten to a {max_days}-day supply", [update]))
+        else:
+            notes.append(UPDATE_NOT_BUILT.format(days=max_days))
     if finding.suggest_naloxone and finding.naloxone_product is not None:
         out.append(
             suggestion(
@@ -235,12 +262,14 @@ def render(finding: Finding, ctx: RenderContext) -> Card:
         reasons.append(
             override_reason("benzodiazepine-reviewed", "Benzodiazepine co-prescribing reviewed")
         )
+    notes: list[str] = []
+    suggestions = _suggestions(finding, ctx, notes)
     return make_card(
         ctx,
         finding,
         summary=SUMMARY,
-        detail=detail(finding),
-        suggestions=_suggestions(finding, ctx),
+        detail=detail(finding, *notes),
+        suggestions=suggestions,
         override_reasons=reasons,
         selection_behavior="any",
     )

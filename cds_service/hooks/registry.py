@@ -21,6 +21,7 @@ _CHART_DATA = (
     DataKey.STARTBACK_OBSERVATIONS,
     DataKey.MEDICATION_REQUESTS,
     DataKey.QUESTIONNAIRE_RESPONSES,
+    DataKey.ENCOUNTERS,
 )
 _ORDER_DATA = (
     DataKey.PATIENT,
@@ -28,11 +29,13 @@ _ORDER_DATA = (
     DataKey.TEMPERATURE_OBSERVATIONS,
     DataKey.MEDICATION_REQUESTS,
     DataKey.PROCEDURES,
+    DataKey.ENCOUNTERS,
 )
 
 _USAGE = (
-    "Reads the patient's Conditions, Observations, MedicationRequests (any status) and "
-    "{extra} from prefetch; keys left out are fetched from fhirServer with fhirAuthorization."
+    "Reads the patient's Conditions, Observations, MedicationRequests (any status), "
+    "{extra} and Encounters (hospice discharges of the last 12 months) from prefetch; keys "
+    "left out are fetched from fhirServer with fhirAuthorization."
 )
 
 

@@ -217,6 +217,7 @@ async def call_service(
             "topics": answer.topics,
             "data_sources": data.sources,
             "skipped_resources": evaluated.skipped,
+            "other_patient_resources": evaluated.record.other_patient_resources,
             "offloaded": offload,
         },
     )

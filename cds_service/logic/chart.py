@@ -1,12 +1,15 @@
 """Chart: what the rules read in one hook call, and what is derived from it once.
 
 The PatientRecord and the thresholds, plus the views every rule shares, each built at most once
-per call: the medication orders (identified, classified and measured once) and the red flags
-(the record's, and each draft order's stated reason on top).
+per call: the medication orders (identified, classified and measured once), the active orders of
+a drug class split into current and stale (RULES.md v2 "Current orders"), and the red flags (the
+record's, and each draft order's stated reason on top).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 
 from cds_service.logic.config import RuleConfig
@@ -14,6 +17,15 @@ from cds_service.logic.fhir import DraftOrder
 from cds_service.logic.medication_orders import MedicationOrder, medication_orders
 from cds_service.logic.record import PatientRecord
 from cds_service.logic.red_flags import RedFlagReport, record_red_flags, with_order_reason
+
+
+@dataclass(frozen=True)
+class ActiveOrders:
+    """The record's status-`active` orders of one drug class: `current` are what the rules call
+    active; `stale` are left out, and a card that would have used them says how many."""
+
+    current: tuple[MedicationOrder, ...] = ()
+    stale: tuple[MedicationOrder, ...] = ()
 
 
 class Chart:
@@ -37,9 +49,20 @@ class Chart:
         return tuple(o for o in self.medication_orders if o.to_check)
 
     @cached_property
-    def active_medications(self) -> tuple[MedicationOrder, ...]:
-        """The record's orders with status `active`."""
+    def status_active_medications(self) -> tuple[MedicationOrder, ...]:
+        """The record's orders with status `active`, current or stale: rules read `active_of`."""
         return tuple(o for o in self.medication_orders if o.active)
+
+    def active_of(self, in_class: Callable[[MedicationOrder], bool]) -> ActiveOrders:
+        """The status-active orders of one class, split by MedicationOrder.is_current (the class
+        is tested first: an order of no class a rule reads is never measured)."""
+        today, days = self.record.today, self.config.current_order_days
+        current: list[MedicationOrder] = []
+        stale: list[MedicationOrder] = []
+        for order in self.status_active_medications:
+            if in_class(order):
+                (current if order.is_current(today, days) else stale).append(order)
+        return ActiveOrders(tuple(current), tuple(stale))
 
     @cached_property
     def red_flags(self) -> RedFlagReport:

@@ -39,6 +39,9 @@ class RuleConfig(BaseModel):
     mme_implausible_per_day: float = Field(10_000.0, gt=0)
     # CDC 2022 Rec 6: acute pain, a few days; more than 7 days rarely needed.
     opioid_max_days_supply: int = Field(7, ge=1)
+    # RULES.md "Current orders": an active order whose days supply cannot be computed is current
+    # when authored within this many days (not a guideline figure: about one 90-day fill).
+    current_order_days: int = Field(90, ge=0)
     # Cyclobenzaprine label / ACP 2017: short courses (2-3 weeks).
     muscle_relaxant_max_days: int = Field(21, ge=1)
     muscle_relaxant_suggested_days: int = Field(14, ge=1)
@@ -46,3 +49,7 @@ class RuleConfig(BaseModel):
     beers_age_years: int = Field(65, ge=0)
     # NICE NG59 1.1.2: stratify each new episode; a result is current for 180 days.
     startback_lookback_days: int = Field(180, ge=1)
+    # Every guideline behind the cards (ACP 2017, CDC 2022, Beers, STarT Back) is for adults.
+    min_age_years: int = Field(18, ge=0)
+    # CDC 2022 opioid CDS "End of Life Assessment": a hospice discharge within the last year.
+    end_of_life_encounter_window_days: int = Field(365, ge=1)

@@ -17,12 +17,13 @@ T = TypeVar("T")
 
 
 def _as_list(value: Any) -> Any:
-    """FHIR arrays sometimes arrive as one object (sandbox `category`, LIB `doseAndRate`)."""
+    """FHIR arrays sometimes arrive as one value (sandbox `category` and `reasonCode`, LIB
+    `doseAndRate`, a lone `timeOfDay` string): read it as the one-element array it means."""
     if value is None:
         return []
-    if isinstance(value, dict):
-        return [value]
-    return value
+    if isinstance(value, list | tuple):
+        return value
+    return [value]
 
 
 def _as_float(value: Any) -> Any:
@@ -183,6 +184,8 @@ class DoseAndRate(FhirModel):
 
 
 class Dosage(FhirModel):
+    # Lines sharing a sequence (or with none) run together; different sequences follow one another.
+    sequence: Decimal = None
     text: str | None = None
     timing: Timing | None = None
     asNeededBoolean: bool | None = None
@@ -236,6 +239,18 @@ class Procedure(FhirModel):
     code: CodeableConcept | None = None
     performedDateTime: str | None = None
     performedPeriod: Period | None = None
+
+
+class EncounterHospitalization(FhirModel):
+    dischargeDisposition: CodeableConcept | None = None
+
+
+class Encounter(FhirModel):
+    resourceType: str = "Encounter"
+    id: str | None = None
+    status: str | None = None
+    period: Period | None = None
+    hospitalization: EncounterHospitalization | None = None
 
 
 class QuestionnaireAnswer(FhirModel):

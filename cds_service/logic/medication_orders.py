@@ -2,10 +2,22 @@
 the rules it belongs to, whether it is drafted now or already active, its days supply and its
 intended course. Every rule and the red-flag check read orders through this one view, so an order
 is identified and measured the same way everywhere (and only once per call).
+
+Current orders (RULES.md v2 "Current orders"): where a rule speaks of an *active* order it means
+status `active` and current, decided here only (`MedicationOrder.is_current`):
+- with a days supply (supply.py): supplied days = ceil(one fill's days x (1 + refills)), rounded
+  to 0.01 first (66 tablets at 3 a day is 22 days, not 21.999...). authoredOn is the first
+  supplied day, so the last one is authoredOn + supplied days - 1; the order is current while that
+  day is today or later, i.e. while (today - authoredOn) < supplied days. A 30-day supply authored
+  29 days ago ends today (current); authored 30 days ago it ended yesterday (stale);
+- without a days supply: current when authoredOn is at most `current_order_days` (90) days ago;
+- no authoredOn (or one that cannot be read): current. An authoredOn after today: current.
+dispenseRequest.validityPeriod plays no part (it is how long the order may be filled).
 """
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from functools import cached_property
 
@@ -120,6 +132,34 @@ class MedicationOrder:
     @property
     def fills(self) -> int:
         return fills(self.medication)
+
+    @cached_property
+    def supplied_days(self) -> int | None:
+        """Whole days the order supplies from authoredOn: ceil(one fill x fills), None when no
+        days supply can be computed."""
+        supply = self.supply
+        if supply is None:
+            return None
+        days = round(supply.days * self.fills, 2)
+        return math.ceil(days) if math.isfinite(days) else None
+
+    def is_current(self, today: date, current_order_days: int) -> bool:
+        """Status `active` and current on `today` (module docstring: the one test of RULES.md
+        "Current orders"). A draft is never a current order of the record."""
+        if not self.active:
+            return False
+        authored = self.authored
+        if authored is None:
+            return True
+        elapsed = (today - authored).days
+        if elapsed < 0:
+            return True
+        supplied = self.supplied_days
+        if supplied is not None:
+            return elapsed < supplied
+        if self.supply is not None:  # a supply too large to count in days: still running
+            return True
+        return elapsed <= current_order_days
 
     @cached_property
     def dosage_problem(self) -> str | None:

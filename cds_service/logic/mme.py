@@ -6,6 +6,8 @@ opioid ingredient (clinical-codes.md §4c, §4e; RULES.md opioid-order "Compute"
   dose given as a mass (mg, mcg) needs no strength.
 - Dose ranges count at their upper bound and frequency at frequencyMax (dosage.py): CDC's
   "most aggressive dosing", which is what an as-needed order allows.
+- Several dosage lines (v2): the daily dose is dosage.daily_dose, the one reader supply.py uses too
+  (lines taken together add up, sequential steps count at the largest, maxDosePerPeriod caps).
 - Fentanyl patches: CDC 2022 gives 2.4 MME per mcg/hr of delivery, whatever the change interval;
   other fentanyl forms, buprenorphine, meperidine and the rest have no CDC 2022 factor, and the
   card then says the figure cannot be computed and why (never a guessed figure).
@@ -23,13 +25,14 @@ from dataclasses import dataclass
 
 from cds_service.logic.config import RuleConfig
 from cds_service.logic.dosage import (
-    dose_per_administration,
-    doses_per_day,
+    DailyDose,
+    DoseNotReadable,
+    daily_dose,
     order_implausible_reason,
-    primary_dosage,
+    peak_rate,
 )
 from cds_service.logic.drug_tables import MmeFactor, mme_factor
-from cds_service.logic.fhir import Quantity
+from cds_service.logic.fhir import MedicationRequest, Quantity
 from cds_service.logic.medications import MedicationView
 from cds_service.logic.strength import (
     Strength,
@@ -52,20 +55,14 @@ class OrderMme:
     reason: str | None = None
 
 
-class _CannotCompute(Exception):
+class _CannotCompute(DoseNotReadable):
     """Why an order has no MME/day figure (the card says it in these words)."""
 
 
-@dataclass(frozen=True)
-class _Administration:
-    """What one order gives per administration and per day, as the MME steps need it."""
-
-    dose: Quantity | None
-    per_day: float | None
-    transdermal: bool
-
-
 _DEFAULT_RULES = RuleConfig()
+
+# Dosage lines a calculation shows before "+ N more lines" (the card's detail stays bounded).
+LINES_SHOWN = 4
 
 
 def order_mme(
@@ -85,7 +82,7 @@ def order_mme(
                 f"the result is above {limit:,g} MME/day, which is not a plausible dose "
                 "(check the dose, its unit and the frequency)"
             )
-    except _CannotCompute as why:
+    except DoseNotReadable as why:
         return OrderMme(view.label, reference, active, None, reason=str(why))
     return OrderMme(view.label, reference, active, round(total, 1), calculation="; ".join(steps))
 
@@ -99,17 +96,12 @@ def _mme_per_day(view: MedicationView) -> tuple[float, list[str]]:
     implausible = order_implausible_reason(view.request)
     if implausible is not None:
         raise _CannotCompute(implausible)
-    dosage = primary_dosage(view.request)
-    given = _Administration(
-        dose=dose_per_administration(dosage),
-        per_day=doses_per_day(dosage),
-        transdermal=is_transdermal(view, strengths),
-    )
+    transdermal = is_transdermal(view, strengths)
     total = 0.0
     steps: list[str] = []
     for name in dict.fromkeys(names):
         strength = next((s for s in strengths if s.ingredient == name), None)
-        mme, step = _ingredient_mme(name, strength, given)
+        mme, step = _ingredient_mme(name, strength, view.request, transdermal)
         total += mme
         steps.append(step)
     return total, steps
@@ -130,30 +122,48 @@ def _factor(name: str, transdermal: bool) -> MmeFactor:
 
 
 def _ingredient_mme(
-    name: str, strength: Strength | None, given: _Administration
+    name: str, strength: Strength | None, request: MedicationRequest, transdermal: bool
 ) -> tuple[float, str]:
     """MME/day of one ingredient and its calculation step."""
-    factor = _factor(name, given.transdermal)
-    dose = given.dose
-    if dose is None or dose.value is None:
-        raise _CannotCompute("the order gives no usable dose")
-    dose_unit = unit_of(dose)
+    factor = _factor(name, transdermal)
     if factor.dose_unit == "mcg/h":
-        mcg_h = _patch_rate(name, strength, dose.value, dose_unit)
-        return mcg_h * factor.factor, f"{name} {figure(mcg_h)} mcg/hr x {figure(factor.factor)}"
-    if given.per_day is None or given.per_day <= 0:
-        raise _CannotCompute("the order gives no usable frequency")
-    mg = _dose_mg(name, strength, dose, dose_unit)
-    mme = mg * given.per_day * factor.factor
-    step = (
-        f"{name} {figure(mg)} mg x {figure(given.per_day)}/day x {figure(factor.factor)}"
-        f" = {figure(mme)}"
-    )
+        rate = peak_rate(request, lambda dose: _patch_rate(name, strength, dose))
+        mcg_h = rate.amount
+        shown = f"{figure(mcg_h)} mcg/hr"
+        if len(rate.lines) > 1:
+            rates = " + ".join(figure(line.amount) for line in rate.lines[:LINES_SHOWN])
+            more = len(rate.lines) - LINES_SHOWN
+            shown += f" ({rates}{f' + {more} more' if more > 0 else ''})"
+        return mcg_h * factor.factor, f"{name} {shown} x {figure(factor.factor)}"
+    daily = daily_dose(request, lambda dose: _dose_mg(name, strength, dose))
+    mme = daily.amount * factor.factor
+    step = f"{name} {_daily_mg(daily)} x {figure(factor.factor)} = {figure(mme)}"
     return mme, step
 
 
-def _patch_rate(name: str, strength: Strength | None, value: float, dose_unit: str) -> float:
+def _daily_mg(daily: DailyDose) -> str:
+    """How the mg per day were reached: "5 mg x 4/day" for one line, else the lines added up,
+    the largest of sequential steps and any maxDosePerPeriod cap."""
+    terms = [
+        f"{figure(line.amount)} mg x {figure(line.per_day)}/day"
+        for line in daily.lines[:LINES_SHOWN]
+    ]
+    if len(daily.lines) == 1 and daily.steps == 1 and daily.capped_at is None:
+        return terms[0]
+    more = len(daily.lines) - LINES_SHOWN
+    how = " + ".join(terms) + (f" + {more} more lines" if more > 0 else "")
+    if daily.steps > 1:
+        how = f"the largest of {daily.steps} sequential steps: {how}"
+    if daily.capped_at is not None:
+        how += f", capped by maxDosePerPeriod at {figure(daily.capped_at)} mg/day"
+    return f"{figure(daily.amount)} mg/day ({how})"
+
+
+def _patch_rate(name: str, strength: Strength | None, dose: Quantity) -> float:
     """Delivery rate of a patch in mcg/hr: from a rate dose, or patches x the strength per hour."""
+    if dose.value is None:
+        raise _CannotCompute("the order gives no usable dose")
+    value, dose_unit = dose.value, unit_of(dose)
     rate = RATE_MCG_H.get(dose_unit)
     if rate is not None:
         return value * rate
@@ -162,9 +172,11 @@ def _patch_rate(name: str, strength: Strength | None, value: float, dose_unit: s
     raise _CannotCompute(f"the {name} patch strength (mcg/hr) is not known")
 
 
-def _dose_mg(name: str, strength: Strength | None, dose: Quantity, dose_unit: str) -> float:
+def _dose_mg(name: str, strength: Strength | None, dose: Quantity) -> float:
     """One administration in mg of the ingredient: a mass, or a volume or count x the strength."""
-    assert dose.value is not None  # checked by the caller
+    if dose.value is None:
+        raise _CannotCompute("the order gives no usable dose")
+    dose_unit = unit_of(dose)
     if dose_unit in MASS_MG:
         return dose.value * MASS_MG[dose_unit]
     if dose_unit in VOLUME_ML:

@@ -13,6 +13,7 @@ from cds_service.logic.dates import age_in_years, parse_fhir_date
 from cds_service.logic.fhir import (
     Condition,
     DraftOrder,
+    Encounter,
     Medication,
     MedicationRequest,
     Observation,
@@ -41,11 +42,15 @@ class PatientRecord:
     medications: Mapping[str, Medication] = field(default_factory=dict)
     procedures: tuple[Procedure, ...] = ()
     questionnaire_responses: tuple[QuestionnaireResponse, ...] = ()
+    encounters: tuple[Encounter, ...] = ()
     draft_orders: tuple[DraftOrder, ...] = ()
     orders_to_check: tuple[DraftOrder, ...] = ()
     # The draft orders as the EHR sent them ("Type/id" -> JSON), so an update suggestion can
     # send back the whole resource, fields the slim models do not read included.
     draft_order_json: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Resources left out because they belong to another patient (RULES.md "Whose data"): only
+    # counted, for the call's log line; nothing of theirs is kept.
+    other_patient_resources: int = 0
 
     @cached_property
     def age_years(self) -> int | None:

@@ -4,9 +4,11 @@ rule and the corticosteroid red flag (intended course) all read an order through
 
 Days supply of one fill, the first source that gives one:
 1. dispenseRequest.expectedSupplyDuration (any UCUM time unit);
-2. the dispensed quantity / the daily dose, in the same kind of unit (tablets and tablets, mg and
-   mg, mL and mL), or tablets or mL against a dose in mg through the product's one opioid strength;
-   never from an implausible dosage (dosage.implausible_reason);
+2. the dispensed quantity / the daily dose (dosage.daily_dose, the reader mme.py uses too: lines
+   taken together add up, sequential steps count at the largest, maxDosePerPeriod caps), in the
+   same kind of unit (tablets and tablets, mg and mg, mL and mL), or tablets or mL against a dose in
+   mg through the product's one opioid strength; never from an implausible dosage
+   (dosage.implausible_reason);
 3. the dosage timing's bounds (boundsDuration, else boundsPeriod).
 Intended course: one fill x (1 + numberOfRepeatsAllowed).
 
@@ -20,10 +22,9 @@ import math
 from dataclasses import dataclass
 
 from cds_service.logic.dosage import (
-    dose_per_administration,
-    doses_per_day,
+    DoseNotReadable,
+    daily_dose,
     duration_days,
-    order_implausible_reason,
     period_days,
     primary_dosage,
 )
@@ -67,25 +68,19 @@ def days_supply(view: MedicationView) -> Supply | None:
         days = duration_days(dispense.expectedSupplyDuration)
         if days is not None and days > 0:
             return Supply(days, "expected supply duration")
-    dosage = primary_dosage(request)
     quantity = dispense.quantity if dispense is not None else None
-    dose = dose_per_administration(dosage)
-    per_day = doses_per_day(dosage)
-    if (
-        quantity is not None
-        and quantity.value is not None
-        and quantity.value > 0
-        and dose is not None
-        and dose.value is not None
-        and per_day is not None
-        and per_day > 0
-        and order_implausible_reason(request) is None
-    ):
-        units_per_day = _dispensed_units_per_day(view, quantity, dose, per_day)
-        if units_per_day and units_per_day > 0:
+    if quantity is not None and quantity.value is not None and quantity.value > 0:
+        try:
+            units_per_day = daily_dose(
+                request, lambda dose: _dispensed_units(view, quantity, dose)
+            ).amount
+        except DoseNotReadable:
+            units_per_day = 0.0
+        if units_per_day > 0:
             days = quantity.value / units_per_day
             if math.isfinite(days) and days > 0:
                 return Supply(days, "quantity and dose")
+    dosage = primary_dosage(request)
     repeat = dosage.timing.repeat if dosage and dosage.timing else None
     if repeat is not None:
         days = duration_days(repeat.boundsDuration)
@@ -98,11 +93,13 @@ def days_supply(view: MedicationView) -> Supply | None:
 
 
 def intended_course(view: MedicationView) -> Course | None:
-    """One fill x (1 + numberOfRepeatsAllowed); None when the days supply is unknown."""
+    """One fill x (1 + numberOfRepeatsAllowed); None when the days supply is unknown, or the
+    product is too large to be a number (never `inf`)."""
     per_fill = days_supply(view)
     if per_fill is None:
         return None
-    return Course(per_fill, fills(view))
+    course = Course(per_fill, fills(view))
+    return course if math.isfinite(course.days) else None
 
 
 def fills(view: MedicationView) -> int:
@@ -112,26 +109,29 @@ def fills(view: MedicationView) -> int:
     return 1 + max(repeats or 0, 0)
 
 
-def _dispensed_units_per_day(
-    view: MedicationView, quantity: Quantity, dose: Quantity, per_day: float
-) -> float | None:
-    """How much of the dispensed quantity's unit the patient takes per day."""
-    assert dose.value is not None  # checked by the caller
+class _UnitsDoNotMatch(DoseNotReadable):
+    """The dose cannot be expressed in the dispensed quantity's unit."""
+
+
+def _dispensed_units(view: MedicationView, quantity: Quantity, dose: Quantity) -> float:
+    """One administration (or a maxDosePerPeriod numerator) in the dispensed quantity's unit."""
+    if dose.value is None:
+        raise _UnitsDoNotMatch("the dose has no value")
     q_unit, d_unit = unit_of(quantity), unit_of(dose)
     if q_unit in MASS_MG and d_unit in MASS_MG:
-        return dose.value * MASS_MG[d_unit] / MASS_MG[q_unit] * per_day
+        return dose.value * MASS_MG[d_unit] / MASS_MG[q_unit]
     if q_unit in VOLUME_ML and d_unit in VOLUME_ML:
-        return dose.value * VOLUME_ML[d_unit] / VOLUME_ML[q_unit] * per_day
+        return dose.value * VOLUME_ML[d_unit] / VOLUME_ML[q_unit]
     if is_count(q_unit) and is_count(d_unit):
-        return dose.value * per_day
+        return dose.value
     strengths = opioid_strengths(view)
-    if len(strengths) != 1 or d_unit not in MASS_MG:
-        return None
-    # Tablets (or mL) dispensed, dose written in mg: convert through the strength.
-    strength = strengths[0]
-    mg_per_day = dose.value * MASS_MG[d_unit] * per_day
-    if is_count(q_unit) and strength.per == "unit":
-        return mg_per_day / strength.mg
-    if q_unit in VOLUME_ML and strength.per == "mL":
-        return mg_per_day / strength.mg / VOLUME_ML[q_unit]
-    return None
+    if len(strengths) == 1 and d_unit in MASS_MG:
+        # Tablets (or mL) dispensed, dose written in mg: convert through the strength.
+        strength, mg = strengths[0], dose.value * MASS_MG[d_unit]
+        if not strength.mg > 0:
+            raise _UnitsDoNotMatch("the product strength is not a positive figure")
+        if is_count(q_unit) and strength.per == "unit":
+            return mg / strength.mg
+        if q_unit in VOLUME_ML and strength.per == "mL":
+            return mg / strength.mg / VOLUME_ML[q_unit]
+    raise _UnitsDoNotMatch("the dose and the dispensed quantity are in different units")

@@ -22,6 +22,7 @@ class DataKey(StrEnum):
     MEDICATION_REQUESTS = "medicationRequests"
     PROCEDURES = "procedures"
     QUESTIONNAIRE_RESPONSES = "questionnaireResponses"
+    ENCOUNTERS = "encounters"
 
 
 # Value sets whose codes make up each Observation query.
@@ -53,6 +54,10 @@ def prefetch_template(key: DataKey) -> str:
         return f"Procedure?patient={patient}"
     if key is DataKey.QUESTIONNAIRE_RESPONSES:
         return f"QuestionnaireResponse?patient={patient}"
+    if key is DataKey.ENCOUNTERS:
+        # For the hospice discharges of the last 12 months (end-of-life check). CDS Hooks 2.0 has
+        # no relative dates, so the window is applied when the record is read.
+        return f"Encounter?patient={patient}"
     raise ValueError(key)
 
 
@@ -69,4 +74,11 @@ RESOURCE_TYPES: dict[DataKey, frozenset[str]] = {
     DataKey.MEDICATION_REQUESTS: frozenset({"MedicationRequest", "Medication"}),
     DataKey.PROCEDURES: frozenset({"Procedure"}),
     DataKey.QUESTIONNAIRE_RESPONSES: frozenset({"QuestionnaireResponse"}),
+    DataKey.ENCOUNTERS: frozenset({"Encounter"}),
 }
+
+# Keys a call can do without: when one is neither prefetched nor fetchable, the call goes on
+# without it (logged as "absent") instead of ending in 412. Encounters only ever silence cards
+# (a hospice discharge); a client that prefetches the other keys but not this one, and gives no
+# FHIR access, still gets the cards, and the Conditions still find end-of-life care.
+OPTIONAL_KEYS: frozenset[DataKey] = frozenset({DataKey.ENCOUNTERS})

@@ -19,7 +19,7 @@ import httpx
 from cds_service.config import Settings
 from cds_service.errors import BadRequest, PrefetchUnavailable
 from cds_service.models import HookRequest
-from cds_service.records.data import DataKey, prefetch_template, render_template
+from cds_service.records.data import OPTIONAL_KEYS, DataKey, prefetch_template, render_template
 from cds_service.records.fhir_client import FhirClient, FhirUnavailable, bundle_resources, next_link
 from cds_service.records.fhir_urls import UnsafeFhirUrl, parse_base
 
@@ -107,6 +107,11 @@ async def resolve_data(
             to_continue[key] = more
 
     client, reason = fhir_client_for(request, settings, http)
+    if client is None:
+        for key in [k for k in to_fetch if k in OPTIONAL_KEYS]:
+            to_fetch.remove(key)
+            out.resources[key] = []
+            out.sources[key.value] = "absent"
     if to_fetch and client is None:
         missing = ", ".join(k.value for k in to_fetch)
         raise PrefetchUnavailable(
@@ -170,7 +175,12 @@ async def _fetch_all(
     failed: list[str] = []
     reasons: list[str] = []
     for key, result in zip([*to_fetch, *to_continue], results, strict=True):
-        if isinstance(result, FhirUnavailable):
+        if isinstance(result, FhirUnavailable) and key in OPTIONAL_KEYS and key in to_fetch:
+            # A key the call can do without (a server without Encounter, a token not scoped to
+            # it): go on without it, and say so in the log.
+            out.resources[key] = []
+            out.sources[key.value] = "unavailable"
+        elif isinstance(result, FhirUnavailable):
             failed.append(key.value)
             reasons.append(f"{key.value} ({result})")
         elif isinstance(result, BaseException):

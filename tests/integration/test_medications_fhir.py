@@ -51,7 +51,8 @@ def medications_loaded(fhir_server: FhirServer) -> FhirServer:
                     status="active",
                     medication_reference="Medication/int-lzp",
                     per_day=1,
-                    authored_days_ago=100,
+                    # No days supply: current while authored in the last 90 days (RULES v2).
+                    authored_days_ago=60,
                     request_id="int-mr-lzp",
                 )
             ),
@@ -78,7 +79,7 @@ def test_order_sign_resolves_server_medications(live_client_factory, medications
     )
     body = hook_request(
         "order-sign",
-        draft_orders=[draft, cyclo],
+        draft_orders=[_for_patient(draft), _for_patient(cyclo)],
         fhir_server=medications_loaded.base_url,
         token="integration-token",
         patient_id=PATIENT,

@@ -3,13 +3,15 @@
 Each rule module ends with its `RULE` record (logic/rules/rule.py): hooks, topics with what each
 card cites, and its evaluate function. `evaluate` runs the rules of the hook over one Chart and
 completes each finding with what its Rule cites and the red flags found for it, so the cards
-only word findings. No back-pain context, no finding.
+only word findings. No back-pain context, no finding; nor for a patient these guidelines do
+not address (RULES.md v2): a child, or a patient in end-of-life care.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from cds_service.logic import end_of_life
 from cds_service.logic.chart import Chart
 from cds_service.logic.config import RuleConfig
 from cds_service.logic.findings import Finding, most_urgent_first
@@ -30,6 +32,11 @@ RULES: tuple[Rule, ...] = (
 def evaluate(record: PatientRecord, config: RuleConfig) -> list[Finding]:
     """Every finding of the rules that run on this hook, most urgent first."""
     if not record.has_back_pain_context:
+        return []
+    # Adults only: every guideline behind the cards is for adults (birthDate unknown = adult).
+    if record.age_years is not None and record.age_years < config.min_age_years:
+        return []
+    if end_of_life.in_end_of_life_care(record, config):
         return []
     chart = Chart(record, config)
     findings: list[Finding] = []

@@ -13,9 +13,14 @@ muscle-relaxant-duration
   When (order-select, order-sign): a drafted skeletal muscle relaxant to check whose intended course
         (supply.py: one fill's days supply x (1 + numberOfRepeatsAllowed); never the
         validityPeriod) is longer than 21 days. 21 days exactly does not fire; 22 does.
-  When (patient-view, encounter-start): an active relaxant authored more than 21 days ago.
+  When (patient-view, encounter-start): an active relaxant authored more than 21 days ago;
+        "active" is status active and current (medication_orders.py, RULES.md v2 "Current
+        orders"): a stale record (its supply ran out, or no supply and authored over 90 days
+        ago) is no course the patient is on.
   Then: `warning` "Muscle relaxants are for short courses (2-3 weeks) only"; on a draft, a
-        suggestion to update it to a 14-day course.
+        suggestion to update it to a 14-day course; on the chart hooks the card says how long
+        ago the order was written ("ordered N days ago and still active"), not how long the
+        patient took it (RULES.md v2).
 muscle-relaxant-older-adult
   When (order-select, order-sign): a drafted Beers-list relaxant (VSAC 2.16.840.1.113883.3.464.1003.1062
         or the six ingredients) and the patient is 65 or older by Patient.birthDate.
@@ -31,13 +36,15 @@ from dataclasses import dataclass
 from cds_service.logic.chart import Chart
 from cds_service.logic.findings import Finding, Indicator, Topic
 from cds_service.logic.guidelines import Citation
+from cds_service.logic.medication_orders import MedicationOrder
 from cds_service.logic.rules.rule import CHART_HOOKS, ORDER_HOOKS, Rule
 from cds_service.logic.supply import Supply
 
 
 @dataclass(frozen=True, kw_only=True)
 class RelaxantDurationFinding(Finding):
-    """A relaxant course longer than the limit: drafted (intended course) or active (days on it)."""
+    """A relaxant course longer than the limit: drafted (intended course, `days`) or active
+    (`days` since it was ordered, `basis` "authoredOn <date>")."""
 
     medication: str
     days: float
@@ -87,18 +94,22 @@ def drafted_course_too_long(chart: Chart) -> Sequence[Finding]:
 
 
 def active_too_long(chart: Chart) -> Sequence[Finding]:
-    """Chart hooks: active relaxants authored more than the limit ago.
+    """Chart hooks: current active relaxants authored more than the limit ago.
 
     Assumption: an active order without authoredOn cannot be dated, so it does not fire."""
-    record, config = chart.record, chart.config
-    findings: list[Finding] = []
-    for order in chart.active_medications:
+    today, limit = chart.record.today, chart.config.muscle_relaxant_max_days
+
+    def ordered_too_long_ago(order: MedicationOrder) -> bool:
+        # Dated first: an order is identified only when its age could matter.
         authored = order.authored
-        if authored is None:
-            continue
-        days = (record.today - authored).days
-        if days <= config.muscle_relaxant_max_days or not order.muscle_relaxant:
-            continue
+        return authored is not None and (today - authored).days > limit and order.muscle_relaxant
+
+    config = chart.config
+    findings: list[Finding] = []
+    for order in chart.active_of(ordered_too_long_ago).current:
+        authored = order.authored
+        assert authored is not None  # ordered_too_long_ago
+        days = (today - authored).days
         findings.append(
             RelaxantDurationFinding(
                 topic=Topic.MUSCLE_RELAXANT_DURATION,
@@ -106,7 +117,7 @@ def active_too_long(chart: Chart) -> Sequence[Finding]:
                 order_reference=order.reference,
                 medication=order.label,
                 days=float(days),
-                basis=f"active since {authored.isoformat()}",
+                basis=f"authoredOn {authored.isoformat()}",
                 drafted=False,
                 limit_days=config.muscle_relaxant_max_days,
                 suggested_days=config.muscle_relaxant_suggested_days,

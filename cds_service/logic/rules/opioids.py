@@ -14,9 +14,20 @@ When: a draft MedicationRequest to check (order-select: the selections; order-si
       back-pain context (checked by rules.evaluate).
       Not for buprenorphine products, nor for an order whose reasonCode / reasonReference is
       opioid use disorder (treatment of OUD is not an analgesic prescription).
+      Not for patients the CDC 2022 guideline excludes (RULES.md v2; cdc-opioid-exclusions.md):
+      a Condition in the CDC sickle-cell value set in any clinicalStatus, or in the CDC
+      malignant-cancer value set with clinicalStatus active / recurrence / relapse (as everywhere,
+      no clinicalStatus and no abatement reads as active); never a refuted or entered-in-error
+      one. By code only (these sets have no text patterns). Unlike the CDC's CQL, any Condition
+      category counts, and an active cancer Condition is enough (the CDC also counts two
+      encounters with a cancer diagnosis in 12 months). Cancer stays an imaging red flag in any
+      status (red_flags.py); end-of-life care silences every card (rules.evaluate).
 Then: `warning` "Opioids are not first-line for low back pain"; `critical` when the total MME/day
       (this order + the active opioid orders, as RULES.md defines it) is >= 90, or when a
-      benzodiazepine is active or drafted (any draft, not only the selections). When a figure
+      benzodiazepine is active or drafted (any draft, not only the selections). "Active" is
+      status active and current (medication_orders.py, RULES.md v2 "Current orders"): stale
+      active opioid, benzodiazepine, muscle-relaxant and naloxone orders are left out, and the
+      finding counts them for the card. When a figure
       cannot be computed the card says why, and stays `warning` (`critical` with a benzodiazepine).
       Suggestions: days supply > 7 -> update the draft to a 7-day supply; MME/day >= 50 or a
       benzodiazepine -> create a naloxone MedicationRequest (unless naloxone is already ordered).
@@ -32,9 +43,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from cds_service.logic import back_pain
-from cds_service.logic.chart import Chart
+from cds_service.logic.chart import ActiveOrders, Chart
 from cds_service.logic.config import RuleConfig
-from cds_service.logic.fhir import Coding, MedicationRequest
+from cds_service.logic.dosage import range_note
+from cds_service.logic.fhir import Coding, Condition, MedicationRequest
 from cds_service.logic.findings import Finding, Indicator, Topic
 from cds_service.logic.guidelines import Citation
 from cds_service.logic.medication_orders import MedicationOrder
@@ -57,6 +69,10 @@ class MmeBand(IntEnum):
 
 # How many other drafted opioids a card names before "and N more".
 CO_DRAFTED_NAMED = 3
+
+# The CDC 2022 opioid CDS exclusions this rule applies (cdc-opioid-exclusions.md).
+SICKLE_CELL_DISEASES = "sickle-cell-diseases"
+MALIGNANT_CANCER = "cdc-malignant-cancer-conditions"
 
 
 @dataclass(frozen=True)
@@ -146,11 +162,17 @@ class OpioidOrderFinding(Finding):
     supply: Supply | None = None
     # Why the dosage cannot be read (an implausible line), for the days supply as for MME/day.
     dosage_problem: str | None = None
+    # A dose given as a range counts at its upper bound: "1-2 tablets: 2 used" (RULES.md "Doses").
+    dose_range_used: str | None = None
     refills: int = 0
     long_acting: bool = False
     benzodiazepines: tuple[str, ...] = ()
     other_cns_depressants: tuple[str, ...] = ()
     naloxone_on_file: str | None = None
+    # Active orders of the classes above (opioids, benzodiazepines, muscle relaxants, naloxone)
+    # left out as stale: status active but no longer current (RULES.md v2 "Current orders").
+    stale_left_out: int = 0
+    current_order_days: int = 0
     suggest_shorter_supply: bool = False
     suggest_naloxone: bool = False
     # The product the naloxone suggestion orders (when it is suggested).
@@ -178,16 +200,38 @@ def _treats_opioid_use_disorder(request: MedicationRequest, record: PatientRecor
     return False
 
 
+def _sickle_cell(condition: Condition) -> bool:
+    """Sickle cell disease, in any clinicalStatus (CDC: "Sickle Cell Assumed Active")."""
+    return value_set(SICKLE_CELL_DISEASES).matching_coding(condition.code) is not None
+
+
+def _active_cancer(condition: Condition) -> bool:
+    return (
+        back_pain.is_clinically_active(condition)
+        and value_set(MALIGNANT_CANCER).matching_coding(condition.code) is not None
+    )
+
+
+def guideline_excludes(record: PatientRecord) -> bool:
+    """The CDC 2022 guideline does not apply: sickle cell disease or active cancer."""
+    return any(
+        not back_pain.is_excluded_verification(c) and (_sickle_cell(c) or _active_cancer(c))
+        for c in record.conditions
+    )
+
+
 def _counted(order: MedicationOrder) -> bool:
     """An order whose MME counts: an opioid analgesic, not buprenorphine (CDC 2022 leaves it out
     of MME). Orders for opioid use disorder stay in: their opioid load (methadone) is real."""
     return order.opioid_analgesic and not order.buprenorphine
 
 
-def _present(chart: Chart, in_class: Callable[[MedicationOrder], bool]) -> tuple[str, ...]:
-    """Labels of the drafted or active orders of one class, each saying which it is."""
+def _present(
+    chart: Chart, in_class: Callable[[MedicationOrder], bool], active: ActiveOrders
+) -> tuple[str, ...]:
+    """Labels of the drafted or (current) active orders of one class, each saying which it is."""
     found = [f"{o.label} (drafted)" for o in chart.drafted_medications if in_class(o)]
-    found += [f"{o.label} (active)" for o in chart.active_medications if in_class(o)]
+    found += [f"{o.label} (active)" for o in active.current]
     return tuple(dict.fromkeys(found))
 
 
@@ -202,6 +246,7 @@ class _CallContext:
     benzodiazepines: tuple[str, ...]
     relaxants: tuple[str, ...]
     naloxone: tuple[str, ...]
+    stale: int
 
     @property
     def active_tenths(self) -> int:
@@ -225,18 +270,24 @@ def _call_context(chart: Chart) -> _CallContext:
             figure = order_mme(order.medication, order.reference, active=False, config=config)
             drafted_figures[id(order)] = figure
             drafted.add(figure)
-    active = tuple(
-        order_mme(o.medication, o.reference, active=True, config=config)
-        for o in chart.active_medications
-        if _counted(o)
-    )
+    opioids = chart.active_of(_counted)
+    benzodiazepines = chart.active_of(lambda o: o.benzodiazepine)
+    relaxants = chart.active_of(lambda o: o.muscle_relaxant)
+    naloxone = chart.active_of(lambda o: o.rescue_naloxone)
+    stale = {
+        id(o) for group in (opioids, benzodiazepines, relaxants, naloxone) for o in group.stale
+    }
     return _CallContext(
         drafted_figures=drafted_figures,
         drafted=drafted,
-        active=active,
-        benzodiazepines=_present(chart, lambda o: o.benzodiazepine),
-        relaxants=_present(chart, lambda o: o.muscle_relaxant),
-        naloxone=_present(chart, lambda o: o.rescue_naloxone),
+        active=tuple(
+            order_mme(o.medication, o.reference, active=True, config=config)
+            for o in opioids.current
+        ),
+        benzodiazepines=_present(chart, lambda o: o.benzodiazepine, benzodiazepines),
+        relaxants=_present(chart, lambda o: o.muscle_relaxant, relaxants),
+        naloxone=_present(chart, lambda o: o.rescue_naloxone, naloxone),
+        stale=len(stale),
     )
 
 
@@ -278,11 +329,14 @@ def _finding(order: MedicationOrder, call: _CallContext, config: RuleConfig) -> 
         uncounted=this.mme_per_day is None or call.active_uncounted,
         supply=supply,
         dosage_problem=order.dosage_problem,
+        dose_range_used=range_note(order.request),
         refills=order.fills - 1,
         long_acting=order.long_acting_opioid,
         benzodiazepines=call.benzodiazepines,
         other_cns_depressants=call.relaxants,
         naloxone_on_file=call.naloxone[0] if call.naloxone else None,
+        stale_left_out=call.stale,
+        current_order_days=config.current_order_days,
         suggest_shorter_supply=(
             supply is not None and round(supply.days, 2) > config.opioid_max_days_supply
         ),
@@ -295,13 +349,14 @@ def _finding(order: MedicationOrder, call: _CallContext, config: RuleConfig) -> 
 
 
 def evaluate(chart: Chart) -> Sequence[Finding]:
-    """One finding per opioid analgesic order to check (not buprenorphine, not OUD treatment)."""
+    """One finding per opioid analgesic order to check (not buprenorphine, not OUD treatment),
+    none for a patient the CDC 2022 guideline excludes."""
     to_flag = [
         order
         for order in chart.medications_to_check
         if _counted(order) and not _treats_opioid_use_disorder(order.request, chart.record)
     ]
-    if not to_flag:
+    if not to_flag or guideline_excludes(chart.record):
         return []
     call = _call_context(chart)
     return [_finding(order, call, chart.config) for order in to_flag]
