@@ -82,6 +82,12 @@ def belongs_to(resource: dict[str, Any], patient_id: str) -> bool:
     subject (or patient) references another Patient."""
     if resource.get("resourceType") == "Patient":
         return resource.get("id") == patient_id
+    # The usual case, "Patient/<id>" of this very patient, without the general parse.
+    subject = resource.get("subject", resource.get("patient"))
+    target = subject.get("reference") if isinstance(subject, dict) else subject
+    own = f"Patient/{patient_id}"
+    if isinstance(target, str) and (target == own or target.endswith("/" + own)):
+        return True
     named = referenced_patient(resource)
     return named is None or named == patient_id
 
