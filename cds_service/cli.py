@@ -140,9 +140,10 @@ def _add_fire(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "logged to CDS_DATABASE_URL like the server does (they show on /analytics).\n\n"
             "Dates in --order files may be tokens (@today, @today-10d, @today-2w, @today-70y) and\n"
             "'@patient' stands for --patient.\n\n"
-            "Exit codes: 0 cards printed (or none); 1 the service answered an error (4xx/412/5xx,\n"
-            "its OperationOutcome is printed); 2 bad arguments or files; 3 the CDS service or the\n"
-            "FHIR server could not be reached."
+            "Exit codes: 0 cards printed (or none); 1 the FHIR server has no such patient, or the\n"
+            "service answered an error (4xx/412/5xx, its OperationOutcome is printed); 2 bad\n"
+            "arguments or files (order-select and order-sign need --order); 3 the CDS service or\n"
+            "the FHIR server could not be reached."
         ),
     )
     fire.add_argument("--fhir-server", required=True, metavar="URL", help="FHIR R4 base URL")
@@ -154,7 +155,8 @@ def _add_fire(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=[],
         type=Path,
         metavar="FILE.json",
-        help="a draft order (resource or Bundle) for order-select / order-sign; repeatable",
+        help="a draft order (resource or Bundle); required for order-select / order-sign, "
+        "repeatable",
     )
     fire.add_argument("--token", metavar="T", help="FHIR access token, sent as fhirAuthorization")
     fire.add_argument(

@@ -3,9 +3,15 @@
 Outputs:
 - cds_service/logic/valuesets/startback-*.json: the item, score, risk and answer codes the
   scoring reads (codes live only in value sets; clinical-codes.md §7, S9 loinc.org).
+- cds_service/apps/startback-wording.json: the project's copy of Keele's validated English
+  wording (lead-in, the 9 statements, the item-9 answers, the copyright and funding statement),
+  taken verbatim from clinical-codes.md §7 with its source. Tests compare the served
+  Questionnaire and the app against this copy.
 - cds_service/apps/questionnaire-startback.json: the FHIR R4 Questionnaire of the 9-item tool
-  (LOINC panel 91349-1), built and validated with fhir.resources R4B. Its `url` is rewritten to
-  `{CDS_PUBLIC_BASE_URL}/fhir/Questionnaire/startback` when the service serves it.
+  (LOINC panel 91349-1), built and validated with fhir.resources R4B. `item.text` is Keele's
+  exact wording (the tool must not be modified); `item.code` is the LOINC item code with its
+  LOINC display. Its `url` is rewritten to `{CDS_PUBLIC_BASE_URL}/fhir/Questionnaire/startback`
+  when the service serves it.
 
 Usage: python scripts/build_startback.py [--shared ../shared]
 """
@@ -23,6 +29,14 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONNAIRE = ROOT / "cds_service" / "apps" / "questionnaire-startback.json"
+WORDING = ROOT / "cds_service" / "apps" / "startback-wording.json"
+WORDING_SOURCE = (
+    "../shared/reference/clinical-codes.md §7 'The validated wording' (Keele's original English "
+    "version): the Keele STarT Back Screening Tool form (Keele University, 2007; reproduced on "
+    "primary-care practice sites, e.g. ericmoorepartnership.co.uk 'The Keele STarT Back "
+    "Screening Tool')"
+)
+FUNDING = "© Keele University 2007, funded by Arthritis Research UK"
 LOINC = "http://loinc.org"
 # Item answers have no verified LOINC LA codes in the reference (clinical-codes.md §9), so the
 # Questionnaire offers them in a local code system; the scoring reads their display text.
@@ -36,8 +50,8 @@ COPYRIGHT = (
     "Arthritis Research UK. No licence is required for non-commercial use; commercial use needs "
     "permission from Keele University (Impact Accelerator Unit). The tool must not be modified or "
     "used for conditions other than low back pain. LOINC codes © Regenstrief Institute; the LOINC "
-    "STarT Back terms are used with permission of Keele University. Item texts here are the LOINC "
-    "item topics (paraphrased), not the Keele wording."
+    "STarT Back terms are used with permission of Keele University. Item texts are Keele's "
+    "validated English wording, unmodified; item codes carry the LOINC item topics."
 )
 
 
@@ -48,6 +62,34 @@ def item_topic(display: str) -> tuple[str, str]:
         raise ValueError(f"unexpected STarT Back item display: {display!r}")
     text = match.group(2)
     return match.group(1), text[0].upper() + text[1:]
+
+
+def keele_wording(markdown: str) -> dict[str, Any]:
+    """Keele's exact wording from clinical-codes.md §7 ("The validated wording" bullet)."""
+    section = markdown.split("## 7.", 1)[1].split("\n## ", 1)[0]
+    block = section.split("**The validated wording**", 1)[1].split("\n* **", 1)[0]
+    lead_in = re.search(r'Lead-in: "(.+?)"', block)
+    items = re.findall(r"^\s+(\d)\. (.+?)\s*$", block, re.MULTILINE)
+    answers = re.search(r"^\s+(Not at all / .+?)\s*$", block, re.MULTILINE)
+    if (
+        lead_in is None
+        or answers is None
+        or [n for n, _ in items] != [str(i) for i in range(1, 10)]
+    ):
+        raise ValueError("clinical-codes.md §7: the validated wording was not found")
+    return {
+        "source": WORDING_SOURCE,
+        "copyright": FUNDING,
+        "leadIn": lead_in.group(1),
+        "items18Answers": ["Agree", "Disagree"],
+        "item9Answers": [a.strip() for a in answers.group(1).split("/")],
+        "items": [{"number": int(n), "text": text} for n, text in items],
+    }
+
+
+def write_wording(wording: dict[str, Any]) -> None:
+    WORDING.write_text(json.dumps(wording, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {WORDING.relative_to(ROOT)}")
 
 
 def loinc_concepts(codes: dict[str, Any], wanted: list[str]) -> list[dict[str, str]]:
@@ -162,13 +204,17 @@ def answer_option(answer: str, score: int) -> dict[str, Any]:
     }
 
 
-def questionnaire(codes: dict[str, Any]) -> None:
+def questionnaire(codes: dict[str, Any], wording: dict[str, Any]) -> None:
     sb = codes["start_back"]
+    keele = {str(i["number"]): i["text"] for i in wording["items"]}
+    if wording["item9Answers"] != [a["answer"] for a in sb["item_9_answers"]]:
+        raise ValueError("item 9 answers differ between clinical-codes.md and .json")
     panel = next(e for e in codes["start_back_loinc"] if e["code"] == "91349-1")
     items = [e for e in codes["start_back_loinc"] if e.get("note") in ("physical", "psychosocial")]
     q_items = []
     for e in items:
-        number, text = item_topic(e["display"])
+        number, topic = item_topic(e["display"])
+        text = keele[number]
         answers = sb["item_9_answers"] if number == "9" else sb["items_1_8_answers"]
         if number != "9":
             answers = sorted(
@@ -177,7 +223,7 @@ def questionnaire(codes: dict[str, Any]) -> None:
         q_items.append(
             {
                 "linkId": e["code"],
-                "code": [{"system": LOINC, "code": e["code"], "display": text}],
+                "code": [{"system": LOINC, "code": e["code"], "display": topic}],
                 "prefix": number,
                 "text": text,
                 "type": "choice",
@@ -189,7 +235,7 @@ def questionnaire(codes: dict[str, Any]) -> None:
         "resourceType": "Questionnaire",
         "id": "startback",
         "url": DEFAULT_CANONICAL,
-        "version": "1.0.0",
+        "version": "1.1.0",
         "name": "KeeleStartBackScreeningTool",
         "title": "Keele STarT Back Screening Tool",
         "status": "active",
@@ -223,8 +269,12 @@ def main() -> None:
     codes = json.loads(
         (Path(args.shared) / "reference" / "clinical-codes.json").read_text(encoding="utf-8")
     )
+    wording = keele_wording(
+        (Path(args.shared) / "reference" / "clinical-codes.md").read_text(encoding="utf-8")
+    )
     value_sets(codes)
-    questionnaire(codes)
+    write_wording(wording)
+    questionnaire(codes, wording)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from cds_service.analytics.aggregate import Window, summarise, week_start
+from cds_service.analytics.charts import reason_label
 from cds_service.analytics.page import CSV_COLUMNS, render_csv, render_page
+from cds_service.cards import base
+from cds_service.cards.override_reasons import (
+    NONOPIOID_INSUFFICIENT,
+    OVERRIDE_REASON_SYSTEM,
+    own_display,
+)
 from cds_service.store.db import CardLogEntry, Store
 from tests.factories import TODAY
 
@@ -17,6 +26,7 @@ from tests.factories import TODAY
 THIS_MONDAY = date(2026, 11, 16)
 IMAGING = "imaging-without-red-flags"
 OPIOID = "opioid-order"
+REASON_SYSTEM = "urn:lbp-cds:override-reason"
 
 
 def at(day: date, hour: int = 12, minute: int = 0, second: int = 0) -> datetime:
@@ -339,3 +349,85 @@ def test_without_admin_token_the_page_is_closed_when_auth_is_required(client_fac
     assert client.get("/analytics.csv", params={"token": ""}).status_code == 401
     guarded = client_factory(require_auth=True, admin_token="t0ken")
     assert guarded.get("/analytics", params={"token": "t0ken"}).status_code == 200
+
+
+# ---- override reason displays (issue 14) -------------------------------------------------------
+
+
+def test_own_reason_codes_sent_without_a_display_show_the_services_display(client) -> None:
+    # The CDS Hooks sandbox sends the chosen override reason as system + code, no display.
+    store = client.app.state.store
+    store.log_cards(
+        [
+            CardLogEntry("op-1", "lbp-order-select", OPIOID, "warning", "h1", at(TODAY, 9)),
+            CardLogEntry("op-2", "lbp-order-select", OPIOID, "warning", "h2", at(TODAY, 9)),
+        ]
+    )
+    item = {"outcome": "overridden", "outcomeTimestamp": "2026-11-22T09:01:00Z"}
+    store.save_feedback(
+        "lbp-order-select",
+        [
+            {
+                **item,
+                "card": "op-1",
+                "overrideReason": {
+                    "reason": {"system": REASON_SYSTEM, "code": "nonopioid-insufficient"}
+                },
+            },
+            {
+                **item,
+                "card": "op-2",
+                "overrideReason": {"reason": {"system": "http://ehr.example/x", "code": "other"}},
+            },
+        ],
+    )
+    page = client.get("/analytics").text
+    assert "Nonopioid therapy tried and insufficient (nonopioid-insufficient)" in page
+    assert "nonopioid-insufficient (nonopioid-insufficient)" not in page
+    assert "<td>other</td>" in page
+    assert "other (other)" not in page
+    rows = list(csv.DictReader(io.StringIO(client.get("/analytics.csv").text)))
+    reasons = {
+        r["reason_code"]: r["reason_display"] for r in rows if r["section"] == "override_reasons"
+    }
+    assert reasons == {"nonopioid-insufficient": NONOPIOID_INSUFFICIENT.display, "other": ""}
+
+
+def test_the_services_display_wins_for_its_own_codes_only() -> None:
+    cards = [card(f"c{n}", OPIOID, at(TODAY)) for n in range(3)]
+    feedback = [
+        fb("c0", "overridden", topic=OPIOID, code="palliative-care", display="palliative"),
+        fb("c1", "overridden", topic=OPIOID, code="unlisted-code"),
+        fb("c2", "overridden", topic=OPIOID, code="palliative-care", system="urn:other"),
+    ]
+    summary = summarise(cards, feedback, today=TODAY, weeks=1)
+    assert {(r.system, r.code): r.display for r in summary.reasons} == {
+        (REASON_SYSTEM, "palliative-care"): "Cancer, palliative or end-of-life care",
+        (REASON_SYSTEM, "unlisted-code"): None,
+        ("urn:other", "palliative-care"): None,
+    }
+    labels = {reason_label(r) for r in summary.reasons}
+    assert labels == {
+        "Cancer, palliative or end-of-life care (palliative-care)",
+        "unlisted-code",
+        "palliative-care",
+    }
+
+
+def test_override_reason_registry_is_what_the_cards_offer() -> None:
+    assert own_display(REASON_SYSTEM, "spasticity") == "Used for spasticity, not low back pain"
+    assert own_display("urn:other", "spasticity") is None
+    assert own_display(REASON_SYSTEM, None) is None
+    assert OVERRIDE_REASON_SYSTEM == base.OVERRIDE_REASON_SYSTEM == REASON_SYSTEM
+    assert base.override_reason(*NONOPIOID_INSUFFICIENT).display == NONOPIOID_INSUFFICIENT.display
+    # No card spells out a code/display pair of its own: every one comes from the registry.
+    cards_dir = Path(base.__file__).parent
+    for path in sorted(cards_dir.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "override_reason"
+            ):
+                literal = [a for a in node.args if isinstance(a, ast.Constant)]
+                assert not literal, f"{path.name}:{node.lineno} spells out an override reason"

@@ -38,9 +38,12 @@ OPIOID = "opioid-order"
 MR_DURATION = "muscle-relaxant-duration"
 MR_OLDER = "muscle-relaxant-older-adult"
 
-IMAGING_SUMMARY = "Lumbar imaging is not recommended in the first 6 weeks without red flags"
-OPIOID_SUMMARY = "Opioids are not first-line for low back pain"
-MR_SUMMARY = "Muscle relaxants are for short courses (2-3 weeks) only"
+# RULES.md v2 "Summaries": the order and its decisive figure.
+IMAGING_SUMMARY = (
+    "Lumbar MRI on day 10 of back pain, no red flags: imaging not advised before 6 weeks"
+)
+OPIOID_SUMMARY = "Oxycodone 30 MME/day, 5-day supply: opioids are not first-line for back pain"
+MR_SUMMARY = ": muscle relaxants are for 2-3 weeks at most"
 
 _seq = itertools.count(1)
 
@@ -1167,7 +1170,7 @@ def test_opioid_typical_5_day_30_mme_gets_no_suggestions(client: Any, service: s
     order = oxycodone5(supply_days=5, frequency=1, period=6)  # 4/day x 5 mg x 1.5 = 30
     cards = run(client, service, [order], prefetch([lbp(10)]))
     card = one(cards, OPIOID)
-    assert card["summary"].startswith(OPIOID_SUMMARY)
+    assert card["summary"] == OPIOID_SUMMARY
     assert card["indicator"] == "warning"
     detail = text(card)
     assert re.search(r"\b30(\.0)?\b", detail), detail
@@ -1575,7 +1578,7 @@ def test_mr_duration_expected_supply(client: Any, service: str, days: int, fires
     assert bool(cards) is fires
     if fires:
         card = cards[0]
-        assert card["summary"].startswith(MR_SUMMARY)
+        assert card["summary"] == f"Cyclobenzaprine for {days} days{MR_SUMMARY}"
         assert card["indicator"] == "warning"
         updates = [a for a in actions(card) if a["type"] == "update"]
         assert updates, card.get("suggestions")
@@ -1759,9 +1762,15 @@ def test_mr_older_adult_excludes_baclofen_tizanidine(client: Any, factory: Any) 
 
 
 def test_mr_older_adult_and_duration_together(client: Any) -> None:
-    cards = run(client, SIGN, [methocarbamol(supply_days=30)], prefetch([lbp(10)], age=70))
-    assert len(of(cards, MR_OLDER)) == 1
-    assert len(of(cards, MR_DURATION)) == 1
+    """RULES.md v2 "One card per order": the Beers card alone, giving the course and a delete;
+    no duration card ("avoid" and "shorten to 14 days" never side by side)."""
+    order = methocarbamol(supply_days=30)
+    cards = run(client, SIGN, [order], prefetch([lbp(10)], age=70))
+    [card] = of(cards, MR_OLDER)
+    assert not of(cards, MR_DURATION)
+    assert "30 days" in card["detail"] and "over the 21-day limit" in card["detail"]
+    [delete] = [a for a in actions(card) if a["type"] == "delete"]
+    assert delete["resourceId"] == f"MedicationRequest/{order['id']}"
 
 
 def test_mr_older_adult_active_order_not_judged(client: Any) -> None:
@@ -1785,7 +1794,8 @@ def test_mixed_orders_cards_most_urgent_first(client: Any, service: str) -> None
     cards = run(client, service, [img, opioid, mr], prefetch([lbp(10)], age=70))
     topics = [topic(c) for c in cards]
     assert topics[0] == OPIOID
-    assert sorted(topics) == sorted([IMAGING, OPIOID, MR_DURATION, MR_OLDER])
+    # v2: one card per Beers order (at 70 the relaxant gets the older-adult card only).
+    assert sorted(topics) == sorted([IMAGING, OPIOID, MR_OLDER])
     assert len({c["uuid"] for c in cards}) == len(cards)
 
 

@@ -131,6 +131,8 @@ def test_example_methadone_active_adds_to_a_drafted_opioid(client: TestClient) -
     methadone["authoredOn"] = days_ago(10)  # current (RULES v2): the example's date is stale
     draft = mf.medication_request(mf.OXYCODONE_5, quantity=12)  # 30 MME/day
     [card] = order_sign(client, [draft], active=[methadone])
-    assert card["summary"] == "Opioids are not first-line for low back pain"
+    assert card["summary"] == (
+        "Oxycodone 30 MME/day, 3-day supply: opioids are not first-line for back pain"
+    )
     assert "**MME/day, total with the active opioid orders:** 77 MME/day" in card["detail"]
     assert card["indicator"] == "warning"

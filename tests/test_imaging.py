@@ -24,7 +24,8 @@ from tests.factories import (
 )
 
 TOPIC = "imaging-without-red-flags"
-SUMMARY = "Lumbar imaging is not recommended in the first 6 weeks without red flags"
+# RULES.md v2 "Summaries": the modality, the episode day, the limit.
+SUMMARY = "Lumbar MRI on day 10 of back pain, no red flags: imaging not advised before 6 weeks"
 ORDER_HOOKS = [("lbp-order-sign", "order-sign"), ("lbp-order-select", "order-select")]
 
 
@@ -294,8 +295,7 @@ def test_order_without_an_id_gets_the_card_without_a_delete_suggestion(client) -
 def test_threshold_comes_from_settings(client_factory) -> None:
     client = client_factory(rules={"imaging_window_days": 28})
     [card] = imaging_cards(sign(client, [back_pain(27)], [service_request()]))
-    assert (
-        card["summary"]
-        == "Lumbar imaging is not recommended in the first 4 weeks without red flags"
+    assert card["summary"] == (
+        "Lumbar MRI on day 27 of back pain, no red flags: imaging not advised before 4 weeks"
     )
     assert not imaging_cards(sign(client, [back_pain(28)], [service_request()]))

@@ -80,7 +80,9 @@ def test_five_day_thirty_mme_order_is_a_warning_with_no_suggestion(client: TestC
     draft = mf.medication_request(mf.OXYCODONE_5, quantity=20, request_id="oxy-1")
     [card] = opioid_cards(cards_for(client, [draft]))
     assert card["indicator"] == "warning"
-    assert card["summary"] == "Opioids are not first-line for low back pain"
+    assert card["summary"] == (
+        "Oxycodone 30 MME/day, 5-day supply: opioids are not first-line for back pain"
+    )
     assert "**MME/day, this order:** 30 MME/day" in card["detail"]
     assert "suggestions" not in card
     assert "**MME/day, this order:** 30 MME/day" in card["detail"]

@@ -89,8 +89,11 @@ def test_screening_task_asks_the_patient_to_complete_the_questionnaire(client_fa
     [(179, "startback-result"), (180, "startback-result"), (181, "startback-screening")],
 )
 def test_result_window_decides_between_the_two_cards(client, days: int, topic: str) -> None:
+    # v2: onset unknown, so only the 180-day window decides (not before the onset: see
+    # test_startback_episode.py).
     response = questionnaire_response(answers_for({1, 2, 3, 4}), authored_days_ago=days)
-    topics, cards = cards_for(client, responses=[response])
+    conditions = [back_pain(onset_days_ago=None)]
+    topics, cards = cards_for(client, conditions=conditions, responses=[response])
     assert topics == [topic]  # never both
     if topic == "startback-screening":
         assert "medium risk on" in cards[0]["detail"] and "181 days ago" in cards[0]["detail"]
@@ -99,7 +102,7 @@ def test_result_window_decides_between_the_two_cards(client, days: int, topic: s
 @pytest.mark.parametrize(
     ("agree", "item9", "risk", "care"),
     [
-        ({1, 2, 3}, "Not at all", "low", "advice, reassurance and self-management"),
+        ({1, 2, 3}, "Not at all", "low", "advice and self-management"),
         ({1, 2, 3, 4}, "Not at all", "medium", "physiotherapy"),
         ({5, 6, 7}, "Very much", "high", "psychologically informed physiotherapy"),
     ],
@@ -109,11 +112,13 @@ def test_result_card_names_the_risk_group_and_its_matched_care(
     client, service, agree, item9, risk: str, care: str
 ) -> None:
     response = questionnaire_response(answers_for(agree, item9), authored_days_ago=12)
-    topics, cards = cards_for(client, responses=[response], service=service)
+    # v2: a result counts only from the episode onset on.
+    conditions = [back_pain(onset_days_ago=20)]
+    topics, cards = cards_for(client, conditions=conditions, responses=[response], service=service)
     assert topics == ["startback-result"]
     card = cards[0]
-    assert card["summary"].startswith(f"STarT Back {risk} risk")
-    assert care in card["summary"]
+    # RULES.md "Summaries (v2)": `STarT Back medium risk (12 Nov): physiotherapy` (TODAY - 12).
+    assert card["summary"] == f"STarT Back {risk} risk (10 Nov): {care}"
     assert card["source"]["url"] == "https://www.keele.ac.uk/sbst/"
     assert "12 days ago" in card["detail"]
     assert "suggestions" not in card
@@ -138,7 +143,9 @@ def test_total_and_subscale_observations_give_the_risk_group(client) -> None:
         client, observations=[observation(TOTAL, value=6), observation(SUBSCALE, value=2)]
     )
     assert topics == ["startback-result"]
-    assert cards[0]["summary"].startswith("STarT Back medium risk (total 6/9, psychosocial 2/5)")
+    # v2 summary: risk, date, care; the figures lead the detail.
+    assert cards[0]["summary"] == "STarT Back medium risk (17 Nov): physiotherapy"
+    assert "total 6/9, psychosocial 2/5" in cards[0]["detail"]
 
 
 @pytest.mark.parametrize(

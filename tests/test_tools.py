@@ -235,6 +235,7 @@ def test_cards_print_readably() -> None:
     assert "create ServiceRequest: Physio" in text
     assert "- STarT Back <https://app/launch> (smart)" in text
     assert "- Red flag present (red-flag)" in text
+    assert no_doubled_word(text)
     assert fire.format_cards("lbp-patient-view", {"cards": []}) == "lbp-patient-view: no cards\n"
 
 
@@ -291,16 +292,13 @@ def test_fire_in_process_reads_the_fhir_server(monkeypatch, tmp_path, capsys) ->
         patient = mock.get("/Patient/pt-1").respond(
             200, json={"resourceType": "Patient", "id": "pt-1", "birthDate": "1980-01-01"}
         )
-        search = mock.get(
-            url__regex=r"/fhir/(Condition|Observation|MedicationRequest|Procedure|Encounter)\?"
-        )
+        search = mock.get(url__regex=r"/fhir/[A-Z][A-Za-z]+\?")
         search.respond(200, json={"resourceType": "Bundle", "type": "searchset", "entry": []})
         code = cli.main(
-            ["fire", "--fhir-server", FHIR, "--patient", "pt-1", "--hook", "order-sign", "--json"]
+            ["fire", "--fhir-server", FHIR, "--patient", "pt-1", "--hook", "patient-view", "--json"]
         )
         assert patient.called
-        # conditions, temperatures, medication requests, procedures, encounters
-        assert search.call_count == 5
+        assert search.called
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert json.loads(captured.out) == {"cards": []}
@@ -375,6 +373,8 @@ def test_fire_usage_errors_exit_2(capsys, argv: list[str], message: str) -> None
 
 def test_fire_posts_to_a_running_service(capsys) -> None:
     with respx.mock() as mock:
+        mock.get(f"{FHIR}/metadata").respond(200, json={"resourceType": "CapabilityStatement"})
+        mock.get(f"{FHIR}/Patient/p").respond(200, json={"resourceType": "Patient", "id": "p"})
         route = mock.post("http://127.0.0.1:8000/cds-services/lbp-patient-view").respond(
             200, json={"cards": [CARD]}
         )
@@ -542,3 +542,87 @@ def test_order_files_are_valid_draft_orders(path: Path) -> None:
     assert order["status"] == "draft"
     assert order["subject"] == {"reference": "Patient/lbp-demo-x"}
     assert order["id"].startswith("lbp-demo-")
+
+
+# ---- issue 14: unknown patients, order hooks without --order, no doubled words ------------------
+
+
+def no_doubled_word(text: str) -> bool:
+    words = [w.strip(":,.()[]").lower() for w in text.split()]
+    return not any(a == b and a.isalnum() for a, b in zip(words, words[1:], strict=False))
+
+
+def test_action_and_reason_lines_say_each_word_once() -> None:
+    task = {
+        "type": "create",
+        "description": "Task: complete the STarT Back questionnaire",
+        "resource": {"resourceType": "Task", "id": "t-1"},
+    }
+    assert fire._action_line(task) == "create Task: complete the STarT Back questionnaire"
+    update = {
+        "type": "update",
+        "description": "MedicationRequest: shorten the supply to 7 days",
+        "resource": {"resourceType": "MedicationRequest", "id": "m-1"},
+    }
+    assert fire._action_line(update) == (
+        "update MedicationRequest/m-1: shorten the supply to 7 days"
+    )
+    card = {
+        **CARD,
+        "suggestions": [{"label": "Screen", "uuid": "u-2", "actions": [task]}],
+        "overrideReasons": [
+            {"system": "urn:lbp-cds:override-reason", "code": "patient-declined"},
+            {"system": "urn:r", "code": "c", "display": "c"},
+        ],
+    }
+    text = fire.format_cards("lbp-patient-view", {"cards": [card]})
+    assert "create Task: complete the STarT Back" in text
+    assert "     - patient-declined\n" in text
+    assert "     - c\n" in text or text.endswith("     - c")
+    assert no_doubled_word(text), text
+
+
+@pytest.mark.parametrize("hook", ["order-sign", "order-select"])
+def test_order_hooks_without_an_order_exit_2_naming_order(capsys, hook: str) -> None:
+    with respx.mock() as mock:  # nothing is sent
+        code = cli.main(["fire", "--fhir-server", FHIR, "--patient", "p", "--hook", hook])
+    assert code == fire.EXIT_USAGE == 2
+    assert not mock.calls
+    err = capsys.readouterr().err
+    assert f"{hook} needs the draft order: give --order FILE" in err
+
+
+def test_fire_exits_1_for_a_patient_the_fhir_server_does_not_have(
+    monkeypatch, tmp_path, capsys
+) -> None:
+    monkeypatch.setenv("CDS_DATABASE_URL", f"sqlite:///{tmp_path / 'cds.db'}")
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"code": "not-found"}]}
+    with respx.mock(base_url=FHIR, assert_all_called=False) as mock:
+        mock.get("/metadata").respond(200, json={"resourceType": "CapabilityStatement"})
+        mock.get("/Patient/nobody").respond(404, json=outcome)
+        remote = mock.post("http://127.0.0.1:8000/cds-services/lbp-patient-view")
+        argv = ["fire", "--fhir-server", FHIR, "--patient", "nobody", "--hook", "patient-view"]
+        local = cli.main(argv)
+        local_err = capsys.readouterr()
+        via_service = cli.main([*argv, "--service-url", "http://127.0.0.1:8000"])
+        remote_err = capsys.readouterr().err
+        assert not remote.called
+    assert (local, via_service) == (fire.EXIT_NO_PATIENT, fire.EXIT_NO_PATIENT) == (1, 1)
+    assert local_err.out == ""
+    assert "has no patient 'nobody' (HTTP 404 on Patient/nobody)" in local_err.err
+    assert "no cards" not in local_err.err
+    assert "has no patient 'nobody'" in remote_err
+
+
+def test_a_remote_service_is_still_called_when_the_fhir_server_is_out_of_reach(capsys) -> None:
+    with respx.mock() as mock:
+        mock.get(f"{FHIR}/metadata").mock(side_effect=httpx.ConnectError("refused"))
+        mock.post("http://127.0.0.1:8000/cds-services/lbp-patient-view").respond(
+            200, json={"cards": []}
+        )
+        code = cli.main(
+            ["fire", "--fhir-server", FHIR, "--patient", "p", "--hook", "patient-view"]
+            + ["--service-url", "http://127.0.0.1:8000"]
+        )
+    assert code == 0
+    assert capsys.readouterr().out == "lbp-patient-view: no cards\n"

@@ -11,6 +11,8 @@ Definitions, also printed on the page:
   large "no feedback" share usually means the EHR does not send it, not that cards were ignored.
 - Override reasons: each overridden feedback item counts once (items repeated verbatim are stored
   once), grouped by topic, reason system and code; an override without a reason is its own row.
+  The display shown is the service's own for its own codes (urn:lbp-cds:override-reason;
+  EHRs may send none), else the display most often received with the code.
 - Feedback for a card uuid the card log does not hold (issued elsewhere, or never issued) is
   counted apart and never joins a topic's rates.
 """
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from cds_service.cards.override_reasons import own_display
 from cds_service.logic.findings import Topic
 
 ACCEPTED = "accepted"
@@ -176,9 +179,12 @@ def summarise(
             topic=topic,
             system=system,
             code=code,
-            display=displays[(topic, system, code)].most_common(1)[0][0]
-            if (topic, system, code) in displays
-            else None,
+            display=own_display(system, code)
+            or (
+                displays[(topic, system, code)].most_common(1)[0][0]
+                if (topic, system, code) in displays
+                else None
+            ),
             count=count,
         )
         for (topic, system, code), count in sorted(

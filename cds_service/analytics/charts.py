@@ -173,7 +173,9 @@ def outcomes_chart(summary: Summary) -> str:
 def reason_label(reason: ReasonCount) -> str:
     if reason.code is None:
         return "(no reason given)"
-    return f"{reason.display or reason.code} ({reason.code})"
+    if not reason.display or reason.display == reason.code:
+        return reason.code  # a code without a display is shown once, not "code (code)"
+    return f"{reason.display} ({reason.code})"
 
 
 def reasons_chart(reasons: Sequence[ReasonCount], limit: int = 10) -> str:

@@ -126,7 +126,8 @@ They are stored, but count in no topic's rates.</p>
 <li>Acceptance / override rate: cards whose last feedback is accepted / overridden, over the cards
 issued; the rest had no feedback. CDS Hooks feedback is optional, so a large "no feedback" share
 often means the EHR does not send it.</li>
-<li>Override reasons: every overridden feedback item, grouped by topic, reason system and code.</li>
+<li>Override reasons: every overridden feedback item, grouped by topic, reason system and code;
+the service's own reason codes show the service's display, others the display the EHR sent.</li>
 </ul></details>
 </body></html>
 """

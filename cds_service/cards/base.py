@@ -152,3 +152,30 @@ def red_flag_paragraph(report: RedFlagReport | None) -> str | None:
 def join_detail(*parts: str | None) -> str:
     """The detail's paragraphs, blank-line separated; absent ones left out."""
     return "\n\n".join(p for p in parts if p)
+
+
+# CONTRACT.md: a summary is under 140 characters.
+SUMMARY_MAX = 139
+# The fewest characters of a drug name a cut summary keeps (before "...").
+NAME_MIN = 8
+
+
+def drug_display_name(drug_name: str | None, label: str) -> str:
+    """The drug as a summary names it (RULES.md v2 "Summaries"): the ingredient or brand the
+    finding found in the order's name, capitalised ("Oxycodone"); else the order's label."""
+    if not drug_name:
+        return label.strip() or "This order"
+    if drug_name.islower() or drug_name.isupper():
+        return drug_name.capitalize()
+    return drug_name[:1].upper() + drug_name[1:]
+
+
+def fit_summary(build: Callable[[str], str], name: str) -> str:
+    """`build(name)`, cutting the drug name (never the figures) so the summary stays under 140
+    characters."""
+    text = build(name)
+    over = len(text) - SUMMARY_MAX
+    if over <= 0:
+        return text
+    keep = max(len(name) - over - 3, NAME_MIN)
+    return build(name[:keep].rstrip() + "...")[:SUMMARY_MAX]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cds_service.cards import override_reasons as overrides
 from cds_service.cards.base import (
     RenderContext,
     action,
@@ -15,14 +16,10 @@ from cds_service.logic.findings import Finding
 from cds_service.logic.rules.imaging import ImagingFinding
 from cds_service.models import Card
 
+# One line (RULES.md v2: the detail stays under about 900 characters).
 INSTEAD = (
-    "- Advise staying active and keeping up usual activities; no bed rest.",
-    "- Reassure: most acute low back pain improves within a few weeks, and early imaging does "
-    "not improve outcomes (it finds incidental changes that lead to more tests).",
-    "- Simple analgesia if needed: an NSAID at the lowest effective dose for the shortest time, "
-    "if not contraindicated; superficial heat.",
-    "- Review within 2 weeks and stratify with the Keele STarT Back tool; image when a red flag "
-    "appears or the pain persists beyond 6 weeks of care.",
+    "**Instead:** stay active, no bed rest; NSAID or heat; review within 2 weeks (STarT Back); "
+    "image if a red flag appears or pain passes 6 weeks."
 )
 
 
@@ -30,45 +27,48 @@ def _period(days: int) -> str:
     return f"{days // 7} weeks" if days % 7 == 0 else f"{days} days"
 
 
-def summary(window_days: int) -> str:
+def summary(finding: ImagingFinding) -> str:
+    """RULES.md v2: `Lumbar MRI on day 10 of back pain, no red flags: imaging not advised before
+    6 weeks` (unknown onset: `Lumbar MRI, onset unknown, no red flags: ...`)."""
+    when = (
+        ", onset unknown"
+        if finding.episode_days is None
+        else f" on day {finding.episode_days} of back pain"
+    )
     return (
-        f"Lumbar imaging is not recommended in the first {_period(window_days)} without red flags"
+        f"Lumbar {finding.modality}{when}, no red flags: imaging not advised before "
+        f"{_period(finding.window_days)}"
     )
 
 
 def _episode_line(finding: ImagingFinding) -> str:
-    limit = f"{_period(finding.window_days)} ({finding.window_days} days)"
+    limit = f"the limit is {_period(finding.window_days)}"
     if finding.episode_days is None:
-        return (
-            "**Episode:** onset unknown: treated as a new episode (no onset date on the "
-            f"back-pain diagnosis). Imaging is not advised in the first {limit} without red flags."
-        )
+        return f"**Episode:** onset unknown: treated as a new episode; {limit}."
     day_word = "day" if finding.episode_days == 1 else "days"
-    return (
-        f"**Episode:** {finding.episode_days} {day_word} since back-pain onset; imaging is not "
-        f"advised in the first {limit} without red flags."
-    )
+    return f"**Episode:** {finding.episode_days} {day_word} since back-pain onset; {limit}."
 
 
 def _age_line(finding: ImagingFinding) -> str | None:
     if not finding.age_is_weaker_risk_factor or finding.age_years is None:
         return None
     return (
-        f"**Age:** {finding.age_years} years. Age {finding.weaker_risk_age_years} or more is a weaker risk factor "
-        "for cancer (ACP 2011), not a red flag on its own: defer imaging and reconsider it if the "
-        "pain has not improved after a trial of therapy (about 1 month)."
+        f"**Age:** {finding.age_years} years: {finding.weaker_risk_age_years}+ is a weaker risk "
+        "factor, not a red flag (ACP 2011)."
     )
 
 
 def detail(finding: ImagingFinding) -> str:
-    checked = "; ".join(c.described for c in finding.red_flags.checked) if finding.red_flags else ""
+    """Figures first (episode, age), the red-flag groups checked on one line, what to do
+    instead, the guidelines."""
+    checked = (
+        ", ".join(c.short_label for c in finding.red_flags.checked) if finding.red_flags else ""
+    )
     return join_detail(
-        f"**Order:** {finding.order_name}.",
         _episode_line(finding),
         _age_line(finding),
-        "**Red flags:** none found in the record or in the order's reason. Checked: "
-        f"{checked}. If a red flag is present but not coded, record it and keep the order.",
-        "**Instead:**\n" + "\n".join(INSTEAD),
+        f"**Red flags:** none found. Checked: {checked}.",
+        INSTEAD,
         guidelines_line(finding, short_labels=True),
     )
 
@@ -95,12 +95,12 @@ def render(finding: Finding, ctx: RenderContext) -> Card:
     return make_card(
         ctx,
         finding,
-        summary=summary(finding.window_days),
+        summary=summary(finding),
         detail=detail(finding),
         suggestions=suggestions,
         override_reasons=(
-            override_reason("red-flag-not-coded", "Red flag present but not coded"),
-            override_reason("failed-conservative-care", "Failed 6 weeks of conservative care"),
-            override_reason("surgery-candidate", "Surgery or intervention candidate"),
+            override_reason(*overrides.RED_FLAG_NOT_CODED),
+            override_reason(*overrides.FAILED_CONSERVATIVE_CARE),
+            override_reason(*overrides.SURGERY_CANDIDATE),
         ),
     )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from cds_service.cards import override_reasons as overrides
 from cds_service.cards.base import (
     RenderContext,
+    action,
+    drug_display_name,
     figure,
+    fit_summary,
     guidelines_line,
     join_detail,
     make_card,
@@ -20,8 +24,22 @@ from cds_service.logic.rules.muscle_relaxants import (
 )
 from cds_service.models import Card, Suggestion
 
-# RULES.md's wording; the course length leads the detail.
-DURATION_SUMMARY = "Muscle relaxants are for short courses (2-3 weeks) only"
+# RULES.md v2 "Summaries": the drug and its course, then this.
+SHORT_COURSE = "muscle relaxants are for 2-3 weeks at most"
+
+
+def _days(value: float) -> str:
+    shown = figure(value)
+    return f"{shown} day" if shown == "1" else f"{shown} days"
+
+
+def duration_summary(finding: RelaxantDurationFinding) -> str:
+    """`Cyclobenzaprine for 30 days: ...`; on the chart hooks `... ordered 30 days ago: ...`."""
+    name = drug_display_name(finding.drug_name, finding.medication)
+    course = (
+        f"for {_days(finding.days)}" if finding.drafted else f"ordered {_days(finding.days)} ago"
+    )
+    return fit_summary(lambda n: f"{n} {course}: {SHORT_COURSE}", name)
 
 
 def duration_detail(finding: RelaxantDurationFinding, *notes: str) -> str:
@@ -95,25 +113,42 @@ def render_duration(finding: Finding, ctx: RenderContext) -> Card:
     return make_card(
         ctx,
         finding,
-        summary=DURATION_SUMMARY,
+        summary=duration_summary(finding),
         detail=duration_detail(finding, *notes),
         suggestions=suggestions,
         override_reasons=(
-            override_reason("spasticity", "Used for spasticity, not low back pain"),
-            override_reason("benefit-documented", "Benefit documented; reassessment planned"),
-            override_reason("specialist-advice", "Continued on specialist advice"),
+            override_reason(*overrides.SPASTICITY),
+            override_reason(*overrides.BENEFIT_DOCUMENTED),
+            override_reason(*overrides.SPECIALIST_ADVICE),
         ),
     )
 
 
-def beers_summary(beers_age: int) -> str:
-    return f"Avoid this muscle relaxant at age {beers_age} or older (AGS Beers Criteria 2023)"
+def beers_summary(finding: RelaxantOlderAdultFinding) -> str:
+    """`Carisoprodol at 72: avoid in older adults (Beers)`."""
+    name = drug_display_name(finding.drug_name, finding.medication)
+    return fit_summary(lambda n: f"{n} at {finding.age_years}: avoid in older adults (Beers)", name)
+
+
+def _beers_course_line(finding: RelaxantOlderAdultFinding) -> str:
+    """The intended course (RULES.md v2 "One card per order": no separate duration card)."""
+    if finding.course_days is None:
+        return "**Course ordered:** not stated (no supply duration, and no quantity with a dose)."
+    over = (
+        f", over the {finding.limit_days}-day limit for muscle relaxants (2-3 weeks at most)"
+        if finding.course_over_limit
+        else ""
+    )
+    return (
+        f"**Course ordered:** {_days(finding.course_days)} (from the {finding.course_basis}){over}."
+    )
 
 
 def beers_detail(finding: RelaxantOlderAdultFinding) -> str:
     return join_detail(
         f"**Patient age:** {finding.age_years} years (the Beers criterion applies from "
         f"{finding.from_age_years}).",
+        _beers_course_line(finding),
         f"**Medication:** {finding.medication}: on the AGS Beers list of skeletal muscle "
         "relaxants to avoid in older adults (carisoprodol, chlorzoxazone, cyclobenzaprine, "
         "metaxalone, methocarbamol, orphenadrine).",
@@ -132,16 +167,31 @@ def beers_detail(finding: RelaxantOlderAdultFinding) -> str:
 def render_older_adult(finding: Finding, ctx: RenderContext) -> Card:
     if not isinstance(finding, RelaxantOlderAdultFinding):
         raise TypeError(f"muscle-relaxant-older-adult card given a {type(finding).__name__}")
+    suggestions = []
+    if finding.order_reference:
+        suggestions.append(
+            suggestion(
+                ctx,
+                "Cancel the draft order (Beers: avoid)",
+                [
+                    action(
+                        "delete",
+                        f"Remove the draft order: {finding.medication}",
+                        resource_id=finding.order_reference,
+                    )
+                ],
+                recommended=True,
+            )
+        )
     return make_card(
         ctx,
         finding,
-        summary=beers_summary(finding.from_age_years),
+        summary=beers_summary(finding),
         detail=beers_detail(finding),
+        suggestions=suggestions,
         override_reasons=(
-            override_reason(
-                "benefit-outweighs-risk", "Benefit outweighs risk, discussed with patient"
-            ),
-            override_reason("alternatives-failed", "Safer alternatives tried or contraindicated"),
-            override_reason("spasticity", "Used for spasticity, not low back pain"),
+            override_reason(*overrides.BENEFIT_OUTWEIGHS_RISK),
+            override_reason(*overrides.ALTERNATIVES_FAILED),
+            override_reason(*overrides.SPASTICITY),
         ),
     )

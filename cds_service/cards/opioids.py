@@ -7,10 +7,13 @@ an answer linear in the number of drafts (RULES.md v2).
 
 from __future__ import annotations
 
+from cds_service.cards import override_reasons as overrides
 from cds_service.cards.base import (
     RenderContext,
     action,
+    drug_display_name,
     figure,
+    fit_summary,
     guidelines_line,
     join_detail,
     make_card,
@@ -29,8 +32,9 @@ from cds_service.logic.mme import OrderMme
 from cds_service.logic.rules.opioids import CoDrafted, MmeBand, OpioidOrderFinding
 from cds_service.models import Card, Suggestion
 
-# RULES.md's wording: the figures lead the detail.
-SUMMARY = "Opioids are not first-line for low back pain"
+# RULES.md v2 "Summaries": the warning's message; a critical summary names its reason instead.
+NOT_FIRST_LINE = "opioids are not first-line for back pain"
+HIGH_RISK = "high overdose risk"
 
 INSTEAD = (
     "- Stay active and keep up usual activities; superficial heat; reassure that most acute low "
@@ -190,6 +194,35 @@ def _stale_line(finding: OpioidOrderFinding) -> str | None:
     )
 
 
+def _order_figure(finding: OpioidOrderFinding) -> str:
+    mme = finding.order.mme_per_day
+    return f"{figure(mme)} MME/day" if mme is not None else "MME/day unknown"
+
+
+def summary(finding: OpioidOrderFinding) -> str:
+    """RULES.md v2: the drug and its figures; a critical card puts its reason first (a
+    benzodiazepine, the total at or over the high threshold)."""
+    name = drug_display_name(finding.drug_name, finding.medication)
+    total = finding.total_mme_per_day
+    if finding.band is MmeBand.HIGH and total is not None:
+        over = f"total {figure(total)} MME/day (>= {figure(finding.high_mme_per_day)})"
+        if finding.benzodiazepines:
+            return fit_summary(
+                lambda n: f"{n}: opioids {over} with a benzodiazepine: {HIGH_RISK}", name
+            )
+        return fit_summary(lambda n: f"Opioids {over} with {n}: {HIGH_RISK}", name)
+    if finding.benzodiazepines:
+        return fit_summary(
+            lambda n: f"{n} {_order_figure(finding)} with a benzodiazepine: {HIGH_RISK}", name
+        )
+    supply = (
+        f"{figure(finding.supply.days)}-day supply"
+        if finding.supply is not None
+        else "supply unknown"
+    )
+    return fit_summary(lambda n: f"{n} {_order_figure(finding)}, {supply}: {NOT_FIRST_LINE}", name)
+
+
 def detail(finding: OpioidOrderFinding, *notes: str) -> str:
     return join_detail(
         f"**Order:** {finding.medication}.",
@@ -251,23 +284,19 @@ def render(finding: Finding, ctx: RenderContext) -> Card:
     if not isinstance(finding, OpioidOrderFinding):
         raise TypeError(f"opioid card given a {type(finding).__name__}")
     reasons = [
-        override_reason("nonopioid-insufficient", "Nonopioid therapy tried and insufficient"),
-        override_reason("nonopioid-contraindicated", "Nonopioid therapy contraindicated"),
-        override_reason(
-            "established-opioid-therapy", "Continuing established long-term opioid therapy"
-        ),
-        override_reason("palliative-care", "Cancer, palliative or end-of-life care"),
+        override_reason(*overrides.NONOPIOID_INSUFFICIENT),
+        override_reason(*overrides.NONOPIOID_CONTRAINDICATED),
+        override_reason(*overrides.ESTABLISHED_OPIOID_THERAPY),
+        override_reason(*overrides.PALLIATIVE_CARE),
     ]
     if finding.benzodiazepines:
-        reasons.append(
-            override_reason("benzodiazepine-reviewed", "Benzodiazepine co-prescribing reviewed")
-        )
+        reasons.append(override_reason(*overrides.BENZODIAZEPINE_REVIEWED))
     notes: list[str] = []
     suggestions = _suggestions(finding, ctx, notes)
     return make_card(
         ctx,
         finding,
-        summary=SUMMARY,
+        summary=summary(finding),
         detail=detail(finding, *notes),
         suggestions=suggestions,
         override_reasons=reasons,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+from cds_service.cards import override_reasons as overrides
 from cds_service.cards.base import (
     RenderContext,
     action,
@@ -14,7 +16,11 @@ from cds_service.cards.base import (
     suggestion,
 )
 from cds_service.logic.findings import Finding
-from cds_service.logic.rules.startback import StartBackResultFinding, StartBackScreeningFinding
+from cds_service.logic.rules.startback import (
+    PreviousWhy,
+    StartBackResultFinding,
+    StartBackScreeningFinding,
+)
 from cds_service.logic.startback import (
     MATCHED_CARE,
     MATCHED_CARE_SHORT,
@@ -23,6 +29,7 @@ from cds_service.logic.startback import (
     TOTAL_MAX,
     ResultSource,
     StartBackResult,
+    UnscorableResponse,
 )
 from cds_service.models import Card, Link
 from cds_service.routes import STARTBACK_APP_PATH
@@ -96,19 +103,65 @@ def _task(ctx: RenderContext) -> dict[str, Any]:
     return task
 
 
+def short_date(on: date) -> str:
+    """The summary's date, as RULES.md's pattern: `12 Nov`."""
+    return f"{on.day} {on:%b}"
+
+
+def screening_summary(episode_days: int | None) -> str:
+    """RULES.md "Summaries (v2)": `Screen with STarT Back: day 12 of this back pain episode`."""
+    if episode_days is None:
+        return "Screen with STarT Back: new back pain episode, onset unknown"
+    if episode_days < 0:
+        return "Screen with STarT Back: new back pain episode, onset dated after today"
+    return f"Screen with STarT Back: day {episode_days} of this back pain episode"
+
+
+def _items(numbers: tuple[int, ...]) -> str:
+    word = "item" if len(numbers) == 1 else "items"
+    listed = [str(n) for n in numbers]
+    text = listed[0] if len(listed) == 1 else f"{', '.join(listed[:-1])} and {listed[-1]}"
+    return f"{word} {text}"
+
+
+def unscorable_line(unscorable: UnscorableResponse) -> str:
+    """RULES.md (v2): the response's date, that it could not be scored, and the missing items."""
+    problems = []
+    if unscorable.missing:
+        problems.append(f"{_items(unscorable.missing)} not answered")
+    if unscorable.unreadable:
+        problems.append(f"{_items(unscorable.unreadable)} with an unreadable answer")
+    return (
+        f"**A STarT Back response from {unscorable.on.isoformat()} could not be scored:** "
+        f"{'; '.join(problems)}. All 9 items are needed, so it is not a result."
+    )
+
+
+def _previous_line(finding: StartBackScreeningFinding) -> str | None:
+    previous, days = finding.previous, finding.previous_days_ago
+    if previous is None or days is None:
+        return None
+    group = f"{previous.risk.value} risk" if previous.risk else "no risk group"
+    why = (
+        "before this episode's onset"
+        if finding.previous_why is PreviousWhy.BEFORE_ONSET
+        else f"older than {finding.lookback_days} days"
+    )
+    return f"Last result: {group} on {_when(previous, days)} ({why}: it does not count)."
+
+
 def render_screening(finding: Finding, ctx: RenderContext) -> Card:
     assert isinstance(finding, StartBackScreeningFinding)
     window = finding.lookback_days
     lines = [
-        f"**No STarT Back result in the last {window} days.** {_episode(finding.episode_days)}"
+        f"**No STarT Back result for this episode (last {window} days).** "
+        f"{_episode(finding.episode_days)}"
     ]
-    if finding.previous is not None and finding.previous_days_ago is not None:
-        days = finding.previous_days_ago
-        risk = finding.previous.risk
-        group = f"{risk.value} risk" if risk else "no risk group"
-        lines.append(
-            f"Last result: {group} on {_when(finding.previous, days)} (outside the window)."
-        )
+    previous = _previous_line(finding)
+    if previous:
+        lines.append(previous)
+    if finding.unscorable is not None:
+        lines.append(unscorable_line(finding.unscorable))
     detail = join_detail(
         " ".join(lines),
         "**Do:** ask the patient to answer the 9 STarT Back questions (about 2 minutes) in "
@@ -129,13 +182,13 @@ def render_screening(finding: Finding, ctx: RenderContext) -> Card:
     return make_card(
         ctx,
         finding,
-        summary="Screen with STarT Back",
+        summary=screening_summary(finding.episode_days),
         detail=detail,
         suggestions=[task],
         override_reasons=[
-            override_reason("screened-elsewhere", "Already screened; result recorded elsewhere"),
-            override_reason("not-new-episode", "Not a new episode of low back pain"),
-            override_reason("patient-declined", "Patient declined the questionnaire"),
+            override_reason(*overrides.SCREENED_ELSEWHERE),
+            override_reason(*overrides.NOT_NEW_EPISODE),
+            override_reason(*overrides.PATIENT_DECLINED),
         ],
         links=[_app_link(ctx, "Open the STarT Back questionnaire")],
     )
@@ -153,8 +206,8 @@ def render_result(finding: Finding, ctx: RenderContext) -> Card:
     if result.risk is None:
         # A total >= 4 without the subscale: medium or high cannot be told apart.
         summary = (
-            f"STarT Back total {result.total}/{TOTAL_MAX}: psychosocial subscale needed "
-            "for a risk group"
+            f"STarT Back total {result.total}/{TOTAL_MAX} ({short_date(result.on)}): "
+            "psychosocial subscale needed for a risk group"
         )
         detail = join_detail(
             f"**Total {result.total}/{TOTAL_MAX}** on {when} ({_source(result)}); the "
@@ -169,8 +222,10 @@ def render_result(finding: Finding, ctx: RenderContext) -> Card:
         links = [_app_link(ctx, "Repeat the STarT Back questionnaire")]
     else:
         group = result.risk.value
-        label = f"STarT Back {group} risk" + (f" ({figures})" if figures else "")
-        summary = f"{label}: {MATCHED_CARE_SHORT[result.risk]}"
+        # RULES.md "Summaries (v2)": `STarT Back medium risk (12 Nov): physiotherapy`.
+        summary = (
+            f"STarT Back {group} risk ({short_date(result.on)}): {MATCHED_CARE_SHORT[result.risk]}"
+        )
         scores = f": {figures}" if figures else ""
         detail = join_detail(
             f"**{group.capitalize()} risk** on {when}{scores} ({_source(result)}).",

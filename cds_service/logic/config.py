@@ -49,6 +49,9 @@ class RuleConfig(BaseModel):
     beers_age_years: int = Field(65, ge=0)
     # NICE NG59 1.1.2: stratify each new episode; a result is current for 180 days.
     startback_lookback_days: int = Field(180, ge=1)
+    # NICE NG59 1.1.2 "each new episode" (RULES.md v2): screen only when the onset is within the
+    # last 90 days (inclusive) or unknown; an older (chronic) episode without a result gets no card.
+    startback_new_episode_days: int = Field(90, ge=0)
     # Every guideline behind the cards (ACP 2017, CDC 2022, Beers, STarT Back) is for adults.
     min_age_years: int = Field(18, ge=0)
     # CDC 2022 opioid CDS "End of Life Assessment": a hospice discharge within the last year.

@@ -41,8 +41,9 @@ class Finding:
     indicator: Indicator
     # "Type/id" of the draft order the finding is about, when there is one.
     order_reference: str | None = None
-    # Set by rules.evaluate from the Rule that made the finding: what its card cites, and the red
-    # flags found for it (the record's, plus this order's stated reason), computed once per call.
+    # Completed by rules.evaluate: what its card cites (the Rule's citation for the topic, unless
+    # the rule chose a more specific one, such as the relaxant's own label), and the red flags
+    # found for it (the record's, plus this order's stated reason), computed once per call.
     citation: Citation | None = None
     red_flags: RedFlagReport | None = None
 

@@ -74,8 +74,15 @@ GUIDELINES: dict[str, Guideline] = {
             "muscle-relaxant-short-course",
             "Cyclobenzaprine prescribing information: short-term use only",
             "https://dailymed.nlm.nih.gov/dailymed/search.cfm?labeltype=all&query=cyclobenzaprine",
-            "Skeletal muscle relaxants are for short periods only (up to two or three weeks); "
-            "evidence of benefit for longer use is lacking.",
+            "Cyclobenzaprine should be used only for short periods (up to two or three weeks): "
+            "adequate evidence of effectiveness for more prolonged use is not available.",
+        ),
+        Guideline(
+            "carisoprodol-label",
+            "Carisoprodol prescribing information: short-term use only",
+            "https://dailymed.nlm.nih.gov/dailymed/search.cfm?labeltype=all&query=carisoprodol",
+            "Carisoprodol should only be used for short periods (up to two or three weeks): "
+            "adequate evidence of effectiveness for more prolonged use has not been established.",
         ),
         Guideline(
             "keele-startback",

@@ -92,6 +92,22 @@ CONDITION_VALUE_SETS: dict[RedFlag, str] = {
     RedFlag.WEIGHT_LOSS: "red-flag-weight-loss",
 }
 PROCEDURE_VALUE_SET = "red-flag-prior-lumbar-surgery"
+
+# A short name per group, for a one-line list of the groups checked (the imaging card, v2).
+SHORT_LABELS: dict[RedFlag, str] = {
+    RedFlag.CANCER: "cancer",
+    RedFlag.SPINAL_INFECTION: "spinal infection",
+    RedFlag.FEVER: "fever",
+    RedFlag.IV_DRUG_USE: "IV drug use",
+    RedFlag.IMMUNOSUPPRESSION: "immunosuppression",
+    RedFlag.CORTICOSTEROIDS: "steroids",
+    RedFlag.OSTEOPOROSIS: "osteoporosis",
+    RedFlag.TRAUMA: "trauma/fracture",
+    RedFlag.CAUDA_EQUINA: "cauda equina",
+    RedFlag.NEURO_DEFICIT: "neuro deficit",
+    RedFlag.WEIGHT_LOSS: "weight loss",
+    RedFlag.PRIOR_LUMBAR_SURGERY: "lumbar surgery",
+}
 GLUCOCORTICOID_VALUE_SET = "red-flag-oral-glucocorticoids"
 BODY_TEMPERATURE_VALUE_SET = "valueset-2.16.840.1.113762.1.4.1045.152"
 
@@ -108,6 +124,11 @@ class RedFlagCheck:
     flag: RedFlag
     label: str
     window_days: int | None
+
+    @property
+    def short_label(self) -> str:
+        """A few words for a one-line list of the groups checked: "spinal infection"."""
+        return SHORT_LABELS[self.flag]
 
     @property
     def described(self) -> str:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from functools import cache
 
 from cds_service.logic.dates import parse_fhir_date
 from cds_service.logic.fhir import (
@@ -195,21 +196,60 @@ def _item_codes() -> frozenset[str]:
     return frozenset(code for _, code in value_set(ITEMS_VS).codes)
 
 
-def score_response(response: QuestionnaireResponse) -> Score | None:
-    """The score of a STarT Back QuestionnaireResponse; None unless all 9 items are answered.
+@cache
+def item_numbers() -> dict[str, int]:
+    """Item LOINC code -> item number 1-9 (the value set displays read "Item N: ...")."""
+    vs = value_set(ITEMS_VS)
+    out = {}
+    for (_, code), display in vs.displays.items():
+        match = re.match(r"Item (\d)\b", display)
+        if match:
+            out[code] = int(match.group(1))
+    return out
 
-    Assumption: a response with a missing or unreadable item is not a valid screen (the tool is
-    validated only as a whole), so it is not a result.
-    """
+
+@dataclass(frozen=True)
+class ItemScores:
+    """What a response's items give: the 0/1 score of each readable item, and the item numbers
+    that are absent (no item or no answer) or unreadable (an answer that is not a STarT Back
+    answer)."""
+
+    scores: Mapping[str, int]
+    missing: tuple[int, ...]
+    unreadable: tuple[int, ...]
+
+
+def read_items(response: QuestionnaireResponse) -> ItemScores:
     item_codes = _item_codes()
     scores: dict[str, int] = {}
+    unreadable: set[str] = set()
+    answered: set[str] = set()
     for item in _walk(response.item):
         code = _item_code(item, item_codes)
         if code is None or code in scores or not item.answer:
             continue
+        answered.add(code)
         score = answer_score(item.answer[0])
         if score is not None:
             scores[code] = score
+            unreadable.discard(code)
+        else:
+            unreadable.add(code)
+    numbers = item_numbers()
+    return ItemScores(
+        scores=scores,
+        missing=tuple(sorted(numbers[c] for c in item_codes - answered)),
+        unreadable=tuple(sorted(numbers[c] for c in unreadable)),
+    )
+
+
+def score_response(response: QuestionnaireResponse) -> Score | None:
+    """The score of a STarT Back QuestionnaireResponse; None unless all 9 items are answered.
+
+    RULES.md (v2): a response with a missing or unreadable item is not a result (the tool is
+    validated only as a whole); `unscorable_responses` names the items.
+    """
+    scores = read_items(response).scores
     if len(scores) != ITEM_COUNT:
         return None
     return score_items(scores)
@@ -406,26 +446,68 @@ def all_results(
 FUTURE_TOLERANCE_DAYS = 1
 
 
+def counts(on: date, today: date, lookback_days: int, onset: date | None = None) -> bool:
+    """RULES.md (v2): a result counts when dated within the last `lookback_days` days (a result
+    exactly 180 days old included) and not before the episode onset (one from before the onset
+    belongs to an earlier episode). An onset dated after today is read as today."""
+    age = (today - on).days
+    if not -FUTURE_TOLERANCE_DAYS <= age <= lookback_days:
+        return False
+    return onset is None or on >= min(onset, today)
+
+
 def latest_result(
     observations: Iterable[Observation],
     responses: Iterable[QuestionnaireResponse],
     today: date,
     lookback_days: int,
+    onset: date | None = None,
 ) -> StartBackResult | None:
-    """The most recent result in the last `lookback_days` days ("in the last 180 days" includes
-    a result exactly 180 days old)."""
+    """The newest counting result (see `counts`)."""
     for result in all_results(observations, responses):
-        age = (today - result.on).days
-        if -FUTURE_TOLERANCE_DAYS <= age <= lookback_days:
+        if counts(result.on, today, lookback_days, onset):
             return result
     return None
+
+
+@dataclass(frozen=True)
+class UnscorableResponse:
+    """A completed (or amended) STarT Back response with an item missing or unreadable: not a
+    result (RULES.md v2), but the screening card names it."""
+
+    on: date
+    missing: tuple[int, ...]
+    unreadable: tuple[int, ...]
+
+
+def latest_unscorable(
+    responses: Iterable[QuestionnaireResponse],
+    today: date,
+    lookback_days: int,
+    onset: date | None = None,
+) -> UnscorableResponse | None:
+    """The newest unscorable STarT Back response in the same window as a counting result."""
+    found: list[tuple[datetime, UnscorableResponse]] = []
+    for response in responses:
+        if (response.status or "").strip().lower() not in COUNTED_RESPONSE_STATUSES:
+            continue
+        day, at = parse_fhir_date(response.authored), _timestamp(response.authored)
+        if day is None or at is None or not counts(day, today, lookback_days, onset):
+            continue
+        if not is_startback_response(response):
+            continue
+        items = read_items(response)
+        if len(items.scores) == ITEM_COUNT:
+            continue
+        found.append((at, UnscorableResponse(day, items.missing, items.unreadable)))
+    return max(found, key=lambda f: f[0])[1] if found else None
 
 
 # The care each risk group is matched to (Keele stratified care; RULES.md startback-result):
 # what the result card and the app show.
 MATCHED_CARE_SHORT = {
-    RiskGroup.LOW: "advice, reassurance and self-management",
-    RiskGroup.MEDIUM: "refer to physiotherapy",
+    RiskGroup.LOW: "advice and self-management",
+    RiskGroup.MEDIUM: "physiotherapy",
     RiskGroup.HIGH: "psychologically informed physiotherapy",
 }
 MATCHED_CARE = {

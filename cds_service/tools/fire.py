@@ -10,6 +10,10 @@ in-process (its lifespan included, over httpx's ASGI transport) with the environ
 except: EHR JWT verification off, the given FHIR server added to the FHIR allow-list, and
 anonymous FHIR access on when no token is given. Cards are logged to CDS_DATABASE_URL as the
 server does, so they also show on /analytics.
+
+Before sending, `fire` reads `Patient/<id>` from the FHIR server: when the server has no such
+patient (404/410) it exits 1 with that message, since the service would only answer "no cards".
+The order hooks need at least one `--order`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from pydantic import ValidationError
@@ -38,6 +42,7 @@ IN_PROCESS_BASE_URL = "http://127.0.0.1:8000"
 
 EXIT_OK = 0
 EXIT_SERVICE_ERROR = 1  # the service answered 4xx/5xx (412 included)
+EXIT_NO_PATIENT = 1  # the FHIR server has no such patient (404 / 410 on its read)
 EXIT_USAGE = 2  # bad arguments, unreadable order files, unsafe settings
 EXIT_UNREACHABLE = 3  # the CDS service or the FHIR server could not be reached
 
@@ -197,18 +202,52 @@ def call_remote(service_url: str, service_id: str, body: dict[str, Any]) -> http
         ) from exc
 
 
-def check_fhir_server(url: str, token: str | None) -> None:
-    """Fail early, with a clear message, when the FHIR server does not answer at all."""
+def _fhir_get(url: str, token: str | None) -> httpx.Response:
     headers = {"Accept": "application/fhir+json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    return httpx.get(url, headers=headers, timeout=15)
+
+
+def check_fhir_server(url: str, token: str | None) -> bool:
+    """Fail early, with a clear message, when the FHIR server does not answer at all; True when
+    its capability statement (`/metadata`) answered 2xx, i.e. `url` is a FHIR base."""
     try:
-        httpx.get(f"{url}/metadata", headers=headers, timeout=15)
+        response = _fhir_get(f"{url}/metadata", token)
     except httpx.HTTPError as exc:
         raise ToolError(
             f"cannot reach the FHIR server at {url} ({type(exc).__name__}: {exc})",
             EXIT_UNREACHABLE,
         ) from exc
+    return response.is_success
+
+
+def check_patient(url: str, patient_id: str, token: str | None) -> None:
+    """Fail with a clear message when the FHIR server has no such patient (404 or 410 on
+    `Patient/<id>`): the service itself would only answer "no cards". Call it once `url` is known
+    to be a FHIR base; any other answer, or none, is left for the service to report."""
+    try:
+        response = _fhir_get(f"{url}/Patient/{quote(patient_id, safe='')}", token)
+    except httpx.HTTPError:
+        return
+    if response.status_code in (404, 410):
+        raise ToolError(
+            f"the FHIR server {url} has no patient {patient_id!r} "
+            f"(HTTP {response.status_code} on Patient/{patient_id}): check --patient, or run "
+            "`cds-service seed` first",
+            EXIT_NO_PATIENT,
+        )
+
+
+def check_patient_for_remote(url: str, patient_id: str, token: str | None) -> None:
+    """The same check before posting to a running service, which may reach a FHIR server this
+    machine cannot: an unreachable server or a base without /metadata is not an error here."""
+    try:
+        is_fhir_base = check_fhir_server(url, token)
+    except ToolError:
+        return
+    if is_fhir_base:
+        check_patient(url, patient_id, token)
 
 
 # ---- output --------------------------------------------------------------------------------
@@ -228,7 +267,20 @@ def _action_line(action: dict[str, Any]) -> str:
             target = f"{target}/{resource['id']}"
     else:
         target = str(action.get("resourceId", ""))
-    return f"{kind} {target}: {action.get('description', '')}".rstrip(": ")
+    description = str(action.get("description") or "")
+    # Descriptions may start with what they act on ("Task: complete the ..."): say it once.
+    for said in dict.fromkeys((target, target.split("/")[0])):
+        if said and description.lower().startswith(f"{said.lower()}:"):
+            description = description[len(said) + 1 :].lstrip()
+            break
+    return f"{kind} {target}: {description}".rstrip(": ")
+
+
+def _reason_line(reason: dict[str, Any]) -> str:
+    code, display = reason.get("code"), reason.get("display")
+    if not display or display == code:
+        return str(code)
+    return f"{display} ({code})" if code else str(display)
 
 
 def format_card(number: int, card: dict[str, Any]) -> str:
@@ -258,7 +310,7 @@ def format_card(number: int, card: dict[str, Any]) -> str:
     reasons = card.get("overrideReasons") or []
     if reasons:
         lines += ["", "   Override reasons:"]
-        lines += [f"     - {r.get('display') or r.get('code')} ({r.get('code')})" for r in reasons]
+        lines += [f"     - {_reason_line(r)}" for r in reasons]
     return "\n".join(lines)
 
 
@@ -354,14 +406,22 @@ def run(options: FireOptions, out: TextIO, err: TextIO, *, today: date, env_log_
             raise ToolError(f"--hook must be one of {', '.join(HOOKS)}", EXIT_USAGE)
         if options.order_files and options.hook not in ORDER_HOOKS:
             raise ToolError("--order is for the order-select and order-sign hooks", EXIT_USAGE)
+        if options.hook in ORDER_HOOKS and not options.order_files:
+            raise ToolError(
+                f"{options.hook} needs the draft order: give --order FILE (a FHIR resource or "
+                "Bundle, e.g. fixtures/fhir/seed/orders/lumbar-mri.json)",
+                EXIT_USAGE,
+            )
         options = replace(options, fhir_server=fhir_server, service_url=service_url)
         service_id = service_id_for(options.hook)
         orders = load_orders(options.order_files, today, options.patient_id)
         body = build_hook_request(options, orders, hook_instance=str(uuid.uuid4()))
         if service_url:
+            check_patient_for_remote(fhir_server, options.patient_id, options.token)
             response = call_remote(service_url, service_id, body)
         else:
-            check_fhir_server(fhir_server, options.token)
+            if check_fhir_server(fhir_server, options.token):
+                check_patient(fhir_server, options.patient_id, options.token)
             settings = in_process_settings(fhir_server, options.token, env_log_level)
             response = asyncio.run(call_in_process(settings, service_id, body))
     except ToolError as exc:

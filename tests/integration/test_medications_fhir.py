@@ -91,7 +91,9 @@ def test_order_sign_resolves_server_medications(live_client_factory, medications
     opioid = response.json()["cards"][0]
     # 30 (drafted oxycodone) + 60 (active hydrocodone, from Medication/int-hydro) = 90.
     assert opioid["indicator"] == "critical"
-    assert opioid["summary"] == "Opioids are not first-line for low back pain"
+    assert opioid["summary"] == (
+        "Oxycodone: opioids total 90 MME/day (>= 90) with a benzodiazepine: high overdose risk"
+    )
     assert "total with the active opioid orders:** 90 MME/day" in opioid["detail"]
     assert "hydrocodone bitartrate 7.5 MG Oral Tablet (active): 60 MME/day" in opioid["detail"]
     assert "lorazepam 1 MG Oral Tablet (active)" in opioid["detail"]
@@ -116,6 +118,8 @@ def test_patient_view_flags_the_relaxant_active_for_35_days(
         for c in response.json()["cards"]
         if c["source"]["topic"]["code"] == "muscle-relaxant-duration"
     ]
-    assert card["summary"] == "Muscle relaxants are for short courses (2-3 weeks) only"
+    assert card["summary"] == (
+        "Cyclobenzaprine ordered 35 days ago: muscle relaxants are for 2-3 weeks at most"
+    )
     assert "35 days" in card["detail"]
     assert "cyclobenzaprine hydrochloride 10 MG Oral Tablet" in card["detail"]

@@ -53,9 +53,11 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
         "order-select": [(OPIOID, "critical")],
         "order-sign": [(OPIOID, "critical")],
     },
-    # Cyclobenzaprine 30 days (> 21) for a 70-year-old (Beers, >= 65): two warnings.
+    # Cyclobenzaprine 30 days (> 21) for a 45-year-old: the duration card.
+    "lbp-demo-relaxant": {hook: [("muscle-relaxant-duration", "warning")] for hook in ORDER_HOOKS},
+    # Cyclobenzaprine 30 days (> 21) for a 70-year-old (Beers, >= 65): one Beers card, course in it.
     "lbp-demo-relaxant-older-adult": {
-        hook: [("muscle-relaxant-duration", "warning"), ("muscle-relaxant-older-adult", "warning")]
+        hook: [("muscle-relaxant-older-adult", "warning")]  # one card per order (RULES v2)
         for hook in ORDER_HOOKS
     },
     "lbp-demo-startback-screening": {
@@ -205,6 +207,23 @@ def test_fire_errors_against_the_real_server(seeded: FhirServer, capsys) -> None
     closed = seeded.base_url.replace(f":{port}/", ":1/")
     assert cli.main(["fire", "--fhir-server", closed, *argv]) == fire.EXIT_UNREACHABLE
     assert "cannot reach the FHIR server" in capsys.readouterr().err
+
+
+def test_fire_exits_1_for_an_unknown_patient_and_prints_no_doubled_word(
+    seeded: FhirServer, capsys
+) -> None:
+    argv = ["fire", "--fhir-server", seeded.base_url, "--hook", "patient-view"]
+    assert cli.main([*argv, "--patient", "lbp-demo-nobody"]) == fire.EXIT_NO_PATIENT == 1
+    captured = capsys.readouterr()
+    assert "has no patient 'lbp-demo-nobody'" in captured.err
+    assert "no cards" not in captured.out + captured.err
+    # The STarT Back Task suggestion once printed "create Task: Task: complete ...".
+    assert cli.main([*argv, "--patient", "lbp-demo-startback-screening"]) == 0
+    out = capsys.readouterr().out
+    assert "create Task: complete" in out
+    words = [w.strip(":,.()[]").lower() for w in out.split()]
+    doubled = [a for a, b in zip(words, words[1:], strict=False) if a == b and a.isalnum()]
+    assert not doubled, doubled
 
 
 def test_the_installed_command_seeds_and_fires(fhir_server: FhirServer, tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 pytest.importorskip("playwright.sync_api")
 
 SCREENSHOT = ROOT / "docs" / "startback-app.png"
+# The project's copy of Keele's validated wording (clinical-codes.md §7).
+WORDING = json.loads(
+    (ROOT / "cds_service" / "apps" / "startback-wording.json").read_text(encoding="utf-8")
+)
+# RULES.md "Summaries (v2)": `STarT Back medium risk (12 Nov): physiotherapy`.
+DATE = r"\(\d{1,2} [A-Z][a-z]{2}\)"
 FAKE_EHR = "https://ehr.example.test"
 
 
@@ -120,6 +128,14 @@ def test_app_writes_the_result_and_patient_view_shows_it(
     page.get_by_text("Alex Example").wait_for()
     assert page.get_by_text("Development mode").is_visible()
     assert page.get_by_text("© Keele University").is_visible()
+    # Keele's exact wording: the lead-in and every statement, in order (the tool is not modified).
+    assert page.locator("#lead-in").inner_text() == WORDING["leadIn"]
+    legends = page.locator("fieldset.item legend")
+    assert legends.count() == 9
+    for index, item in enumerate(WORDING["items"]):
+        assert legends.nth(index).inner_text() == f"{item['number']}. {item['text']}"
+    options = page.get_by_role("group").nth(8).locator("label.option").all_inner_texts()
+    assert [o.strip() for o in options] == WORDING["item9Answers"]
     # Nothing overflows a 375 px wide screen.
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
 
@@ -152,7 +168,8 @@ def test_app_writes_the_result_and_patient_view_shows_it(
     after = service.patient_view(fhir_server.base_url, patient_id)
     assert assert_response_contract(after, "patient-view") == ["startback-result"]
     card = after["cards"][0]
-    assert card["summary"].startswith("STarT Back medium risk (total 6/9, psychosocial 2/5)")
+    assert re.fullmatch(f"STarT Back medium risk {DATE}: physiotherapy", card["summary"])
+    assert "total 6/9, psychosocial 2/5" in card["detail"]
 
 
 def test_ehr_launch_with_pkce_then_saves_with_the_access_token(
@@ -251,6 +268,8 @@ def test_ehr_launch_with_pkce_then_saves_with_the_access_token(
 
     after = service.patient_view(fhir_server.base_url, patient_id)
     assert assert_response_contract(after, "patient-view") == ["startback-result"]
-    assert after["cards"][0]["summary"].startswith(
-        "STarT Back high risk (total 5/9, psychosocial 5/5)"
+    card = after["cards"][0]
+    assert re.fullmatch(
+        f"STarT Back high risk {DATE}: psychologically informed physiotherapy", card["summary"]
     )
+    assert "total 5/9, psychosocial 5/5" in card["detail"]

@@ -47,7 +47,8 @@ def evaluate(record: PatientRecord, config: RuleConfig) -> list[Finding]:
             findings.append(
                 replace(
                     finding,
-                    citation=rule.topics[finding.topic],
+                    # A finding may bring its own (a duration card cites its drug's label).
+                    citation=finding.citation or rule.topics[finding.topic],
                     red_flags=chart.red_flags_for(finding.order_reference),
                 )
             )

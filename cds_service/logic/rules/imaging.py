@@ -21,14 +21,15 @@ card as a weaker risk factor and never changes the indicator (ACP 2011).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from cds_service.logic.chart import Chart
-from cds_service.logic.fhir import ServiceRequest
+from cds_service.logic.fhir import CodeableConcept, ServiceRequest
 from cds_service.logic.findings import Finding, Indicator, Topic
 from cds_service.logic.guidelines import Citation
 from cds_service.logic.rules.rule import ORDER_HOOKS, Rule
-from cds_service.logic.terminology import value_set
+from cds_service.logic.terminology import CPT, normalise_code, normalise_system, value_set
 
 LUMBAR_IMAGING_VALUE_SET = "lumbar-spine-imaging"
 
@@ -42,6 +43,10 @@ class ImagingFinding(Finding):
 
     order_id: str | None
     order_name: str
+    # What the order images, for the summary: "X-ray", "CT", "MRI", or "imaging" when the order
+    # does not say (RULES.md v2 "Summaries").
+    modality: str
+    # Days since back-pain onset ("day N of back pain"); None: onset unknown (a new episode).
     episode_days: int | None
     window_days: int
     age_years: int | None
@@ -52,6 +57,45 @@ class ImagingFinding(Finding):
 
 def is_lumbar_imaging(order: ServiceRequest) -> bool:
     return value_set(LUMBAR_IMAGING_VALUE_SET).matches(order.code)
+
+
+# Modality from the order's code: CPT ranges first (a code may come without a display), then the
+# words of its texts and of the value set's display for its coding. MRI before CT before X-ray.
+_CPT_MODALITY = (
+    (72131, 72133, "CT"),
+    (72141, 72158, "MRI"),
+    (72020, 72120, "X-ray"),
+    (72200, 72220, "X-ray"),
+)
+_TEXT_MODALITY = (
+    (re.compile(r"\b(?:mri|mr|magnetic resonance)\b", re.IGNORECASE), "MRI"),
+    (re.compile(r"\b(?:ct|cat scan|computed tomography)\b", re.IGNORECASE), "CT"),
+    (
+        re.compile(r"\b(?:x-?[- ]?rays?|xr|radiograph\w*|radiologic)\b", re.IGNORECASE),
+        "X-ray",
+    ),
+)
+
+
+def imaging_modality(code: CodeableConcept | None) -> str:
+    """ "X-ray", "CT", "MRI", or "imaging" when the order does not say which."""
+    if code is None:
+        return "imaging"
+    imaging = value_set(LUMBAR_IMAGING_VALUE_SET)
+    texts = code.texts()
+    for coding in code.coding:
+        system, raw = normalise_system(coding.system), (coding.code or "").strip()
+        if system == CPT and raw.isdigit():
+            for low, high, modality in _CPT_MODALITY:
+                if low <= int(raw) <= high:
+                    return modality
+        display = imaging.displays.get((system, normalise_code(system, raw)))
+        if display:
+            texts.append(display)
+    for pattern, modality in _TEXT_MODALITY:
+        if any(pattern.search(text) for text in texts):
+            return modality
+    return "imaging"
 
 
 def evaluate(chart: Chart) -> list[ImagingFinding]:
@@ -80,6 +124,7 @@ def evaluate(chart: Chart) -> list[ImagingFinding]:
                 order_reference=f"ServiceRequest/{order.id}" if order.id else None,
                 order_id=order.id,
                 order_name=imaging.describe(order.code),
+                modality=imaging_modality(order.code),
                 episode_days=max(episode_days, 0) if episode_days is not None else None,
                 window_days=config.imaging_window_days,
                 age_years=age,

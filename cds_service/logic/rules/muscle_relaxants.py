@@ -24,12 +24,19 @@ muscle-relaxant-duration
 muscle-relaxant-older-adult
   When (order-select, order-sign): a drafted Beers-list relaxant (VSAC 2.16.840.1.113883.3.464.1003.1062
         or the six ingredients) and the patient is 65 or older by Patient.birthDate.
-  Then: `warning` citing AGS Beers 2023.
+  Then: `warning` citing AGS Beers 2023, with a suggestion that deletes the draft (Beers: avoid).
+  One card per order (RULES.md v2): the finding also gives the intended course (and whether it
+        is over the limit), and the drafted-course rule skips every order this rule takes, so
+        "avoid" and "shorten to 14 days" never appear side by side.
+Citations: a duration card cites the drug's own label when that label gives the short-course
+limit (cyclobenzaprine, carisoprodol: "up to two or three weeks"), else ACP 2017; never another
+drug's label. Decided here, on the finding (rules.evaluate keeps a finding's own citation).
 Both need back-pain context (checked by rules.evaluate). The order rules read drafted orders only.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,8 +44,46 @@ from cds_service.logic.chart import Chart
 from cds_service.logic.findings import Finding, Indicator, Topic
 from cds_service.logic.guidelines import Citation
 from cds_service.logic.medication_orders import MedicationOrder
+from cds_service.logic.rules.opioids import drug_name_in
 from cds_service.logic.rules.rule import CHART_HOOKS, ORDER_HOOKS, Rule
 from cds_service.logic.supply import Supply
+from cds_service.logic.terminology import normalise_code, normalise_system, value_set
+
+MUSCLE_RELAXANTS = "skeletal-muscle-relaxants"
+
+# What a duration card cites: the drug's own label where that label gives the short-course limit
+# ("should be used only for short periods (up to two or three weeks)"), with ACP 2017; for every
+# other relaxant ACP 2017 alone (RULES.md: that drug's own label, never another drug's).
+_LABEL_CITATIONS: tuple[tuple[re.Pattern[str], Citation], ...] = (
+    (
+        re.compile(r"\b(?:cyclobenzaprine|flexeril|amrix|fexmid)\b", re.IGNORECASE),
+        Citation("muscle-relaxant-short-course", ("muscle-relaxant-short-course", "acp-2017")),
+    ),
+    (
+        re.compile(r"\b(?:carisoprodol|soma)\b", re.IGNORECASE),
+        Citation("carisoprodol-label", ("carisoprodol-label", "acp-2017")),
+    ),
+)
+GUIDELINE_CITATION = Citation("acp-2017", ("acp-2017",))
+
+
+def duration_citation(order: MedicationOrder) -> Citation:
+    """The order's own label when it gives the limit (by the order's names, its ingredients'
+    names, or the value-set display of its code), else ACP 2017."""
+    view = order.medication
+    texts = view.texts() + [t for c in view.ingredient_concepts() for t in c.texts()]
+    relaxants = value_set(MUSCLE_RELAXANTS)
+    concept = order.concept
+    coding = relaxants.matching_coding(concept)
+    if coding is not None and coding.code:
+        system = normalise_system(coding.system)
+        display = relaxants.displays.get((system, normalise_code(system, coding.code)))
+        if display:
+            texts.append(display)
+    for pattern, citation in _LABEL_CITATIONS:
+        if any(pattern.search(text) for text in texts):
+            return citation
+    return GUIDELINE_CITATION
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +92,8 @@ class RelaxantDurationFinding(Finding):
     (`days` since it was ordered, `basis` "authoredOn <date>")."""
 
     medication: str
+    # The ingredient (or brand) the order's name gives, as written there, for a short summary.
+    drug_name: str | None = None
     days: float
     basis: str
     drafted: bool
@@ -59,9 +106,30 @@ class RelaxantDurationFinding(Finding):
 
 @dataclass(frozen=True, kw_only=True)
 class RelaxantOlderAdultFinding(Finding):
+    """A Beers-list relaxant drafted for a patient at or over the Beers age: the one card for
+    this order (RULES.md v2), so it also carries the intended course."""
+
     medication: str
+    drug_name: str | None = None
     age_years: int
     from_age_years: int
+    # The intended course (one fill x fills), None when it cannot be computed.
+    course_days: float | None = None
+    course_basis: str | None = None
+    limit_days: int = 0
+    # The course is longer than limit_days (what the duration card would have said).
+    course_over_limit: bool = False
+
+
+def _beers_applies(chart: Chart, order: MedicationOrder) -> bool:
+    """The older-adult rule takes this drafted order (so the duration rule leaves it)."""
+    age = chart.record.age_years
+    return age is not None and age >= chart.config.beers_age_years and order.beers_muscle_relaxant
+
+
+def _over_limit(days: float, limit: int) -> bool:
+    # Rounded so that 66 tablets at 3 a day is 22 days, not 21.999...
+    return round(days, 2) > limit
 
 
 def drafted_course_too_long(chart: Chart) -> Sequence[Finding]:
@@ -69,18 +137,21 @@ def drafted_course_too_long(chart: Chart) -> Sequence[Finding]:
     config = chart.config
     findings: list[Finding] = []
     for order in chart.medications_to_check:
-        if not order.muscle_relaxant:
+        # One card per order (RULES.md v2): a Beers order gets the older-adult card only.
+        if not order.muscle_relaxant or _beers_applies(chart, order):
             continue
         course = order.course
-        # Rounded so that 66 tablets at 3 a day is 22 days, not 21.999...; unknown course: no card.
-        if course is None or round(course.days, 2) <= config.muscle_relaxant_max_days:
+        # Unknown course: no card.
+        if course is None or not _over_limit(course.days, config.muscle_relaxant_max_days):
             continue
         findings.append(
             RelaxantDurationFinding(
                 topic=Topic.MUSCLE_RELAXANT_DURATION,
                 indicator=Indicator.WARNING,
                 order_reference=order.reference,
+                citation=duration_citation(order),
                 medication=order.label,
+                drug_name=drug_name_in(order, MUSCLE_RELAXANTS),
                 days=course.days,
                 basis=course.basis,
                 drafted=True,
@@ -115,7 +186,9 @@ def active_too_long(chart: Chart) -> Sequence[Finding]:
                 topic=Topic.MUSCLE_RELAXANT_DURATION,
                 indicator=Indicator.WARNING,
                 order_reference=order.reference,
+                citation=duration_citation(order),
                 medication=order.label,
+                drug_name=drug_name_in(order, MUSCLE_RELAXANTS),
                 days=float(days),
                 basis=f"authoredOn {authored.isoformat()}",
                 drafted=False,
@@ -130,27 +203,36 @@ def beers_older_adult(chart: Chart) -> Sequence[Finding]:
     """Order hooks: a drafted Beers-list relaxant for a patient at or over the Beers age.
 
     Assumption: without a birthDate the age is unknown and the rule does not fire."""
-    age, from_age = chart.record.age_years, chart.config.beers_age_years
-    if age is None or age < from_age:
+    age, config = chart.record.age_years, chart.config
+    if age is None:
         return []
-    return [
-        RelaxantOlderAdultFinding(
-            topic=Topic.MUSCLE_RELAXANT_OLDER_ADULT,
-            indicator=Indicator.WARNING,
-            order_reference=order.reference,
-            medication=order.label,
-            age_years=age,
-            from_age_years=from_age,
+    findings: list[Finding] = []
+    for order in chart.medications_to_check:
+        if not _beers_applies(chart, order):
+            continue
+        course = order.course
+        findings.append(
+            RelaxantOlderAdultFinding(
+                topic=Topic.MUSCLE_RELAXANT_OLDER_ADULT,
+                indicator=Indicator.WARNING,
+                order_reference=order.reference,
+                medication=order.label,
+                drug_name=drug_name_in(order, MUSCLE_RELAXANTS),
+                age_years=age,
+                from_age_years=config.beers_age_years,
+                course_days=course.days if course is not None else None,
+                course_basis=course.basis if course is not None else None,
+                limit_days=config.muscle_relaxant_max_days,
+                course_over_limit=course is not None
+                and _over_limit(course.days, config.muscle_relaxant_max_days),
+            )
         )
-        for order in chart.medications_to_check
-        if order.beers_muscle_relaxant
-    ]
+    return findings
 
 
-# The label that says relaxants are for short courses, and ACP 2017's place for them.
-_DURATION_CITATION = Citation(
-    "muscle-relaxant-short-course", ("muscle-relaxant-short-course", "acp-2017")
-)
+# The Rule's citation for a duration finding that brings none; duration_citation gives each
+# finding its drug's own (rules.evaluate keeps it).
+_DURATION_CITATION = GUIDELINE_CITATION
 
 DRAFTED_COURSE_RULE = Rule(
     id="muscle-relaxant-duration-drafted",

@@ -70,6 +70,8 @@ class MmeBand(IntEnum):
 # How many other drafted opioids a card names before "and N more".
 CO_DRAFTED_NAMED = 3
 
+OPIOID_INGREDIENTS = "opioid-ingredients"
+
 # The CDC 2022 opioid CDS exclusions this rule applies (cdc-opioid-exclusions.md).
 SICKLE_CELL_DISEASES = "sickle-cell-diseases"
 MALIGNANT_CANCER = "cdc-malignant-cancer-conditions"
@@ -148,6 +150,9 @@ class OpioidOrderFinding(Finding):
     """An opioid drafted for low back pain, with the figures and decisions the card shows."""
 
     medication: str
+    # The ingredient (or brand) the order's name gives, as written there ("oxycodone"), for a
+    # short summary; None when no name in the order names one (the card cuts `medication`).
+    drug_name: str | None = None
     order: OrderMme
     # The active opioid orders, counted in the total with this order (RULES.md). One tuple shared
     # by every finding of the call.
@@ -181,6 +186,20 @@ class OpioidOrderFinding(Finding):
     caution_mme_per_day: float = 0.0
     high_mme_per_day: float = 0.0
     max_days_supply: int = 0
+
+
+def drug_name_in(order: MedicationOrder, value_set_name: str) -> str | None:
+    """The first ingredient (else brand) of a value set's text patterns that the order's names
+    give, as written there: "oxycodone" in "Oxycodone Hydrochloride 5 MG Oral Tablet". The
+    patterns list ingredients before brands, so an ingredient wins."""
+    view = order.medication
+    texts = view.texts() + [t for c in view.ingredient_concepts() for t in c.texts()]
+    for pattern in value_set(value_set_name).text_patterns:
+        for text in texts:
+            found = pattern.search(text)
+            if found:
+                return found.group(0)
+    return None
 
 
 def _treats_opioid_use_disorder(request: MedicationRequest, record: PatientRecord) -> bool:
@@ -321,6 +340,7 @@ def _finding(order: MedicationOrder, call: _CallContext, config: RuleConfig) -> 
         ),
         order_reference=order.reference,
         medication=order.label,
+        drug_name=drug_name_in(order, OPIOID_INGREDIENTS),
         order=this,
         others=call.active,
         co_drafted=call.drafted.without(own),

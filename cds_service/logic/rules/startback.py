@@ -8,18 +8,19 @@ self-management; medium risk - physiotherapy; high risk - psychologically inform
 physiotherapy (combined physical and psychological care).
 
 startback-screening
-  When: patient-view or encounter-start, back-pain context, and no STarT Back result (Observation
-        91352-5 / 91351-7, or a completed QuestionnaireResponse) in the last 180 days
-        (`startback_lookback_days`; a result exactly 180 days old still counts).
-  Then: `info` "Screen with STarT Back", with the questionnaire app and a Task to complete it.
+  When: patient-view or encounter-start, back-pain context, no counting result (below), and a
+        new episode: onset within the last 90 days (`startback_new_episode_days`; an onset
+        exactly 90 days ago is still "within the last 90 days", 91 is not) or unknown (v2). A
+        chronic episode with no result gets no card: silence beats a card on every chart open.
+  Then: `info` "Screen with STarT Back", with the questionnaire app and a Task to complete it;
+        it names the newest unscorable response in the window (date, missing items), if any.
 startback-result
-  When: the same hooks and context, and a result in that window (the most recent one).
+  When: the same hooks and context, and a counting result: dated within the last 180 days
+        (`startback_lookback_days`; exactly 180 counts) and not before the episode onset (v2).
+        The newest counting result is used, whatever the episode's age.
   Then: `info` with the risk group and its matched care; a total >= 4 without a subscale has no
         risk group, and the card says the psychosocial subscale is needed.
 The two never fire together: one rule decides between them.
-
-Assumption: 180 days stands for "each new episode" - the record rarely says when an episode ends,
-and a screen older than six months no longer describes the current one.
 """
 
 from __future__ import annotations
@@ -27,13 +28,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 
 from cds_service.logic import startback
 from cds_service.logic.chart import Chart
 from cds_service.logic.findings import Finding, Indicator, Topic
 from cds_service.logic.guidelines import Citation
 from cds_service.logic.rules.rule import CHART_HOOKS, Rule
-from cds_service.logic.startback import RiskGroup, StartBackResult
+from cds_service.logic.startback import RiskGroup, StartBackResult, UnscorableResponse
+
+
+class PreviousWhy(StrEnum):
+    """Why the newest earlier result does not count."""
+
+    BEFORE_ONSET = "before-onset"
+    TOO_OLD = "too-old"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,9 +51,12 @@ class StartBackScreeningFinding(Finding):
     indicator: Indicator = Indicator.INFO
     lookback_days: int
     episode_days: int | None
-    # The most recent result outside the window, when there is one (shown for context).
+    # The most recent result that does not count, when there is one (shown for context).
     previous: StartBackResult | None = None
     previous_days_ago: int | None = None
+    previous_why: PreviousWhy | None = None
+    # The newest completed response in the window that could not be scored (v2).
+    unscorable: UnscorableResponse | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,30 +71,41 @@ class StartBackResultFinding(Finding):
         return self.result.risk
 
 
+def is_new_episode(episode_days: int | None, new_episode_days: int) -> bool:
+    """RULES.md (v2): onset within the last `new_episode_days` days (inclusive) or unknown; an
+    onset dated after today is a new episode too."""
+    return episode_days is None or episode_days <= new_episode_days
+
+
 def evaluate(chart: Chart) -> Sequence[Finding]:
     record = chart.record
-    lookback = chart.config.startback_lookback_days
-    current = startback.latest_result(
-        record.observations, record.questionnaire_responses, record.today, lookback
-    )
+    config = chart.config
+    lookback = config.startback_lookback_days
+    onset = record.episode_onset
+    observations, responses = record.observations, record.questionnaire_responses
+    current = startback.latest_result(observations, responses, record.today, lookback, onset)
     if current is not None:
         return [
             StartBackResultFinding(result=current, days_ago=_days_ago(current.on, record.today))
         ]
+    if not is_new_episode(record.episode_days, config.startback_new_episode_days):
+        return []
     previous = next(
-        (
-            r
-            for r in startback.all_results(record.observations, record.questionnaire_responses)
-            if r.on < record.today
-        ),
+        (r for r in startback.all_results(observations, responses) if r.on < record.today),
         None,
     )
+    why = None
+    if previous is not None:
+        too_old = (record.today - previous.on).days > lookback
+        why = PreviousWhy.TOO_OLD if too_old else PreviousWhy.BEFORE_ONSET
     return [
         StartBackScreeningFinding(
             lookback_days=lookback,
             episode_days=record.episode_days,
             previous=previous,
             previous_days_ago=(record.today - previous.on).days if previous else None,
+            previous_why=why,
+            unscorable=startback.latest_unscorable(responses, record.today, lookback, onset),
         )
     ]
 
