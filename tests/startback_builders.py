@@ -23,6 +23,8 @@ ANSWER_SYSTEM = "urn:lbp-cds:CodeSystem/startback-answer"
 TOTAL = "91351-7"
 SUBSCALE = "91350-9"
 RISK = "91352-5"
+# The two chart hooks that give STarT Back cards: (service id, hook).
+CHART_SERVICES = [("lbp-patient-view", "patient-view"), ("lbp-encounter-start", "encounter-start")]
 RISK_ANSWERS = {"low": "LA9194-7", "medium": "LA8982-6", "high": "LA9193-9"}
 SERVICE_CANONICAL = "http://127.0.0.1:8000/fhir/Questionnaire/startback"
 

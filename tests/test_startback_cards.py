@@ -17,6 +17,7 @@ from tests.factories import (
     hook_request,
 )
 from tests.startback_builders import (
+    CHART_SERVICES,
     RISK,
     SUBSCALE,
     TOTAL,
@@ -24,8 +25,6 @@ from tests.startback_builders import (
     observation,
     questionnaire_response,
 )
-
-CHART_SERVICES = [("lbp-patient-view", "patient-view"), ("lbp-encounter-start", "encounter-start")]
 
 
 def cards_for(

@@ -20,6 +20,7 @@ from tests.conftest import call
 from tests.contract import assert_response_contract
 from tests.factories import TODAY, back_pain, chart_prefetch, hook_request
 from tests.startback_builders import (
+    CHART_SERVICES,
     RISK,
     SUBSCALE,
     TOTAL,
@@ -28,7 +29,6 @@ from tests.startback_builders import (
     questionnaire_response,
 )
 
-CHART_SERVICES = [("lbp-patient-view", "patient-view"), ("lbp-encounter-start", "encounter-start")]
 SUMMARY_MAX = 140
 
 
