@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 QUESTIONNAIRE = ROOT / "cds_service" / "apps" / "questionnaire-startback.json"
 WORDING = ROOT / "cds_service" / "apps" / "startback-wording.json"
 WORDING_SOURCE = (
-    "../shared/reference/clinical-codes.md §7 'The validated wording' (Keele's original English "
-    "version): the Keele STarT Back Screening Tool form (Keele University, 2007; reproduced on "
-    "primary-care practice sites, e.g. ericmoorepartnership.co.uk 'The Keele STarT Back "
-    "Screening Tool')"
+    "the project's shared reference clinical-codes.md §7 'The validated wording' (Keele's "
+    "original English version): the Keele STarT Back Screening Tool form (Keele University, "
+    "2007; reproduced on primary-care practice sites, e.g. ericmoorepartnership.co.uk 'The "
+    "Keele STarT Back Screening Tool')"
 )
 FUNDING = "© Keele University 2007, funded by Arthritis Research UK"
 LOINC = "http://loinc.org"
