@@ -15,13 +15,12 @@ from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 
+from cds_service.cards.override_reasons import OVERRIDE_REASON_SYSTEM
 from cds_service.logic.fhir import MedicationRequest
 from cds_service.logic.findings import CARD_TOPIC_SYSTEM, Finding
 from cds_service.logic.guidelines import Citation
 from cds_service.logic.red_flags import RedFlagReport
 from cds_service.models import Action, Card, Coding, Link, Source, Suggestion
-
-OVERRIDE_REASON_SYSTEM = "urn:lbp-cds:override-reason"
 
 
 @dataclass(frozen=True)
