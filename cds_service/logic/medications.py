@@ -56,6 +56,10 @@ class MedicationView:
             out.append(self.reference_display)
         return out
 
+    def names(self) -> list[str]:
+        """Every name the order gives its drug: `texts()`, then its ingredients' names."""
+        return self.texts() + [t for c in self.ingredient_concepts() for t in c.texts()]
+
     def ingredient_concepts(self) -> list[CodeableConcept]:
         if self.medication is None:
             return []
@@ -108,11 +112,24 @@ def identify(request: MedicationRequest, record: PatientRecord) -> MedicationVie
     )
 
 
+def drug_name_in(view: MedicationView, value_set_name: str) -> str | None:
+    """The first ingredient (else brand) of a value set's text patterns that the order's names
+    give, as written there: "oxycodone" in "Oxycodone Hydrochloride 5 MG Oral Tablet". The
+    patterns list ingredients before brands, so an ingredient wins."""
+    texts = view.names()
+    for pattern in value_set(value_set_name).text_patterns:
+        for text in texts:
+            found = pattern.search(text)
+            if found:
+                return found.group(0)
+    return None
+
+
 def in_value_set(view: MedicationView, name: str) -> bool:
     """Product or ingredient coded in the set; else an ingredient it names; else its text."""
     concepts = [c for c in (view.concept, *view.ingredient_concepts()) if c is not None]
     codings = tuple((c.system, c.code) for concept in concepts for c in concept.coding)
-    texts = tuple(view.texts() + [t for c in view.ingredient_concepts() for t in c.texts()])
+    texts = tuple(view.names())
     return _member(name, codings, tuple(view.rxnorm_codes()), texts)
 
 

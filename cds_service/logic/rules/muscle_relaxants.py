@@ -41,15 +41,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cds_service.logic.chart import Chart
+from cds_service.logic.config import RuleConfig
 from cds_service.logic.findings import Finding, Indicator, Topic
 from cds_service.logic.guidelines import Citation
 from cds_service.logic.medication_orders import MedicationOrder
-from cds_service.logic.rules.opioids import drug_name_in
+from cds_service.logic.medications import MUSCLE_RELAXANTS, drug_name_in
 from cds_service.logic.rules.rule import CHART_HOOKS, ORDER_HOOKS, Rule
 from cds_service.logic.supply import Supply
 from cds_service.logic.terminology import normalise_code, normalise_system, value_set
-
-MUSCLE_RELAXANTS = "skeletal-muscle-relaxants"
 
 # What a duration card cites: the drug's own label where that label gives the short-course limit
 # ("should be used only for short periods (up to two or three weeks)"), with ACP 2017; for every
@@ -70,8 +69,7 @@ GUIDELINE_CITATION = Citation("acp-2017", ("acp-2017",))
 def duration_citation(order: MedicationOrder) -> Citation:
     """The order's own label when it gives the limit (by the order's names, its ingredients'
     names, or the value-set display of its code), else ACP 2017."""
-    view = order.medication
-    texts = view.texts() + [t for c in view.ingredient_concepts() for t in c.texts()]
+    texts = order.medication.names()
     relaxants = value_set(MUSCLE_RELAXANTS)
     concept = order.concept
     coding = relaxants.matching_coding(concept)
@@ -145,18 +143,12 @@ def drafted_course_too_long(chart: Chart) -> Sequence[Finding]:
         if course is None or not _over_limit(course.days, config.muscle_relaxant_max_days):
             continue
         findings.append(
-            RelaxantDurationFinding(
-                topic=Topic.MUSCLE_RELAXANT_DURATION,
-                indicator=Indicator.WARNING,
-                order_reference=order.reference,
-                citation=duration_citation(order),
-                medication=order.label,
-                drug_name=drug_name_in(order, MUSCLE_RELAXANTS),
+            _duration_finding(
+                order,
+                config,
                 days=course.days,
                 basis=course.basis,
                 drafted=True,
-                limit_days=config.muscle_relaxant_max_days,
-                suggested_days=config.muscle_relaxant_suggested_days,
                 per_dispense=course.per_fill,
                 fills=course.fills,
             )
@@ -182,21 +174,43 @@ def active_too_long(chart: Chart) -> Sequence[Finding]:
         assert authored is not None  # ordered_too_long_ago
         days = (today - authored).days
         findings.append(
-            RelaxantDurationFinding(
-                topic=Topic.MUSCLE_RELAXANT_DURATION,
-                indicator=Indicator.WARNING,
-                order_reference=order.reference,
-                citation=duration_citation(order),
-                medication=order.label,
-                drug_name=drug_name_in(order, MUSCLE_RELAXANTS),
+            _duration_finding(
+                order,
+                config,
                 days=float(days),
                 basis=f"authoredOn {authored.isoformat()}",
                 drafted=False,
-                limit_days=config.muscle_relaxant_max_days,
-                suggested_days=config.muscle_relaxant_suggested_days,
             )
         )
     return findings
+
+
+def _duration_finding(
+    order: MedicationOrder,
+    config: RuleConfig,
+    *,
+    days: float,
+    basis: str,
+    drafted: bool,
+    per_dispense: Supply | None = None,
+    fills: int = 1,
+) -> RelaxantDurationFinding:
+    """The finding of either duration rule: a drafted course, or an order active too long."""
+    return RelaxantDurationFinding(
+        topic=Topic.MUSCLE_RELAXANT_DURATION,
+        indicator=Indicator.WARNING,
+        order_reference=order.reference,
+        citation=duration_citation(order),
+        medication=order.label,
+        drug_name=drug_name_in(order.medication, MUSCLE_RELAXANTS),
+        days=days,
+        basis=basis,
+        drafted=drafted,
+        limit_days=config.muscle_relaxant_max_days,
+        suggested_days=config.muscle_relaxant_suggested_days,
+        per_dispense=per_dispense,
+        fills=fills,
+    )
 
 
 def beers_older_adult(chart: Chart) -> Sequence[Finding]:
@@ -217,7 +231,7 @@ def beers_older_adult(chart: Chart) -> Sequence[Finding]:
                 indicator=Indicator.WARNING,
                 order_reference=order.reference,
                 medication=order.label,
-                drug_name=drug_name_in(order, MUSCLE_RELAXANTS),
+                drug_name=drug_name_in(order.medication, MUSCLE_RELAXANTS),
                 age_years=age,
                 from_age_years=config.beers_age_years,
                 course_days=course.days if course is not None else None,

@@ -50,7 +50,7 @@ from cds_service.logic.fhir import Coding, Condition, MedicationRequest
 from cds_service.logic.findings import Finding, Indicator, Topic
 from cds_service.logic.guidelines import Citation
 from cds_service.logic.medication_orders import MedicationOrder
-from cds_service.logic.medications import OPIOID_USE_DISORDER, suggested_naloxone
+from cds_service.logic.medications import OPIOID_USE_DISORDER, drug_name_in, suggested_naloxone
 from cds_service.logic.mme import OrderMme, order_mme
 from cds_service.logic.record import PatientRecord
 from cds_service.logic.rules.rule import ORDER_HOOKS, Rule
@@ -186,20 +186,6 @@ class OpioidOrderFinding(Finding):
     caution_mme_per_day: float = 0.0
     high_mme_per_day: float = 0.0
     max_days_supply: int = 0
-
-
-def drug_name_in(order: MedicationOrder, value_set_name: str) -> str | None:
-    """The first ingredient (else brand) of a value set's text patterns that the order's names
-    give, as written there: "oxycodone" in "Oxycodone Hydrochloride 5 MG Oral Tablet". The
-    patterns list ingredients before brands, so an ingredient wins."""
-    view = order.medication
-    texts = view.texts() + [t for c in view.ingredient_concepts() for t in c.texts()]
-    for pattern in value_set(value_set_name).text_patterns:
-        for text in texts:
-            found = pattern.search(text)
-            if found:
-                return found.group(0)
-    return None
 
 
 def _treats_opioid_use_disorder(request: MedicationRequest, record: PatientRecord) -> bool:
@@ -340,7 +326,7 @@ def _finding(order: MedicationOrder, call: _CallContext, config: RuleConfig) -> 
         ),
         order_reference=order.reference,
         medication=order.label,
-        drug_name=drug_name_in(order, OPIOID_INGREDIENTS),
+        drug_name=drug_name_in(order.medication, OPIOID_INGREDIENTS),
         order=this,
         others=call.active,
         co_drafted=call.drafted.without(own),
