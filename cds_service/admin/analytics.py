@@ -7,18 +7,18 @@ development), else every request is refused with 401.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from cds_service.admin.auth import admin_allowed
 from cds_service.analytics.aggregate import Summary, Window, summarise
 from cds_service.analytics.page import render_csv, render_page
 from cds_service.deps import ClockDep, SettingsDep, StoreDep, local_date
-from cds_service.store.db import Store
 
 router = APIRouter(tags=["analytics"])
 
@@ -41,29 +41,42 @@ def _refused() -> Response:
     )
 
 
-async def _summary(store: Store, today: date, weeks: int) -> Summary:
-    since = Window.ending(today, weeks).since
-    cards = await run_in_threadpool(store.cards_issued_since, since)
-    feedback = await run_in_threadpool(store.feedback_since, since)
-    return summarise(cards, feedback, today=today, weeks=weeks)
+@dataclass(frozen=True)
+class _Figures:
+    """The figures both views show, for the window ending on `today`."""
+
+    today: date
+    summary: Summary
 
 
-@router.get("/analytics", summary="Card analytics (HTML, SVG charts)", include_in_schema=False)
-async def analytics_page(
+async def _figures(
     request: Request,
     settings: SettingsDep,
     store: StoreDep,
     clock: ClockDep,
     weeks: WeeksQuery = 12,
-) -> Response:
+) -> _Figures | None:
+    """The figures of the requested window, or None when the caller may not see them."""
     if not admin_allowed(request, settings):
-        return _refused()
+        return None
     today = local_date(clock())
-    summary = await _summary(store, today, weeks)
+    since = Window.ending(today, weeks).since
+    cards = await run_in_threadpool(store.cards_issued_since, since)
+    feedback = await run_in_threadpool(store.feedback_since, since)
+    return _Figures(today, summarise(cards, feedback, today=today, weeks=weeks))
+
+
+FiguresDep = Annotated[_Figures | None, Depends(_figures)]
+
+
+@router.get("/analytics", summary="Card analytics (HTML, SVG charts)", include_in_schema=False)
+async def analytics_page(request: Request, figures: FiguresDep) -> Response:
+    if figures is None:
+        return _refused()
     # A token given in the query stays on the page's own links (window choice, CSV export).
     token = request.query_params.get("token")
     suffix = "&" + urlencode({"token": token}) if token else ""
-    html = render_page(summary, today=today, query_suffix=suffix)
+    html = render_page(figures.summary, today=figures.today, query_suffix=suffix)
     return Response(
         html,
         media_type="text/html; charset=utf-8",
@@ -72,22 +85,12 @@ async def analytics_page(
 
 
 @router.get("/analytics.csv", summary="Card analytics (CSV)", include_in_schema=False)
-async def analytics_csv(
-    request: Request,
-    settings: SettingsDep,
-    store: StoreDep,
-    clock: ClockDep,
-    weeks: WeeksQuery = 12,
-) -> Response:
-    if not admin_allowed(request, settings):
+async def analytics_csv(figures: FiguresDep) -> Response:
+    if figures is None:
         return _refused()
-    today = local_date(clock())
-    summary = await _summary(store, today, weeks)
+    filename = f"cds-analytics-{figures.today.isoformat()}.csv"
     return Response(
-        render_csv(summary),
+        render_csv(figures.summary),
         media_type="text/csv; charset=utf-8",
-        headers={
-            **_HEADERS,
-            "Content-Disposition": f'attachment; filename="cds-analytics-{today.isoformat()}.csv"',
-        },
+        headers={**_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'},
     )
