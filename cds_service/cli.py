@@ -1,5 +1,6 @@
-"""`cds-service` command line: `serve` runs the service with uvicorn; `fire` sends one hook
-request for a patient on a FHIR server; `seed` loads the fixture scenarios into a FHIR server.
+"""`cds-service` command line: `serve` runs the service with uvicorn; `migrate` applies the
+database migrations; `fire` sends one hook request for a patient on a FHIR server; `seed` loads
+the fixture scenarios into a FHIR server.
 The tools live in cds_service/tools/; this module only parses arguments."""
 
 from __future__ import annotations
@@ -39,9 +40,21 @@ def uvicorn_limits(args: argparse.Namespace) -> dict[str, object]:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from cds_service.config import get_settings
-    from cds_service.main import UnsafeSettings, create_app
+    from cds_service.main import create_app
+    from cds_service.settings_check import SettingsError
+    from cds_service.startup import Served, log_start, prepare_to_serve
 
+    served = Served(args.host, args.port, args.workers)
+    try:
+        # Everything that can be wrong with the settings or the database fails here, in this
+        # process: with --workers N, a worker that fails is restarted forever by uvicorn. The
+        # app is built here even then (and not used), so whatever create_app refuses is seen.
+        ready = prepare_to_serve(served)
+        app = create_app(ready.settings)
+    except SettingsError as exc:
+        print(f"cds-service: {exc}", file=sys.stderr)
+        return 2
+    log_start(ready, served)
     limits = uvicorn_limits(args)
     if args.workers > 1:
         uvicorn.run(
@@ -54,11 +67,6 @@ def _serve(args: argparse.Namespace) -> int:
             **limits,  # type: ignore[arg-type]
         )
         return 0
-    try:
-        app = create_app(get_settings())
-    except (UnsafeSettings, ValueError) as exc:
-        print(f"cds-service: {exc}", file=sys.stderr)
-        return 2
     uvicorn.run(
         app,
         host=args.host,
@@ -68,6 +76,12 @@ def _serve(args: argparse.Namespace) -> int:
         **limits,  # type: ignore[arg-type]
     )
     return 0
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from cds_service.tools import migrate
+
+    return migrate.run(sys.stdout, sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {LIMIT_CONCURRENCY})",
     )
     serve.set_defaults(func=_serve)
+    migrate = sub.add_parser(
+        "migrate",
+        help="apply the database migrations to CDS_DATABASE_URL and exit",
+        description="Apply the missing schema migrations (under a database-wide lock) and exit: "
+        "for a Kubernetes Job or init step. Exit codes: 0 done or up to date; 1 the database "
+        "cannot be reached; 2 a setting is missing or malformed.",
+    )
+    migrate.set_defaults(func=_migrate)
     _add_fire(sub)
     _add_seed(sub)
     return parser

@@ -4,17 +4,40 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cds_service.logic.config import RuleConfig
 from cds_service.records.fhir_urls import UnsafeFhirUrl, allowed_by, parse_base
 
 LOOPBACK_ALLOWLIST = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+# The base URL when CDS_PUBLIC_BASE_URL is unset and no `serve --host/--port` says otherwise
+# (create_app in tests, gunicorn).
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+DATABASE_FILE_NAME = "cds-service.db"
+
+
+def default_data_dir() -> Path:
+    """$XDG_DATA_HOME/cds-service, else ~/.local/share/cds-service: one place whatever the working
+    directory. XDG_DATA_HOME counts only when absolute (the XDG spec ignores a relative one)."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "cds-service"
+    try:
+        home = Path.home()
+    except RuntimeError:
+        raise ValueError("not set, and there is no home directory to put it in") from None
+    return home / ".local" / "share" / "cds-service"
+
+
+def default_database_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / DATABASE_FILE_NAME}"
 
 
 def is_loopback_url(url: str) -> bool:
@@ -57,12 +80,17 @@ class Settings(BaseSettings):
     require_auth: bool = True
     # issuer -> JWKS location (https URL or a local file path); a list names several allowed JWKS/jku URLs.
     trusted_issuers: dict[str, str | list[str] | IssuerTrust] = Field(default_factory=dict)
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Optional: unset, `cds-service serve` uses the address it serves (and passes it to its
+    # workers); `"public_base_url" in model_fields_set` tells whether the operator set it.
+    public_base_url: str = DEFAULT_PUBLIC_BASE_URL
     fhir_allowlist: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(LOOPBACK_ALLOWLIST)
     )
     fhir_allow_anonymous: bool = False
-    database_url: str = "sqlite:///./cds-service.db"
+    # Declared before database_url, whose default lives in it. None/"" = default_data_dir().
+    data_dir: Path = Field(default=None, validate_default=True)
+    # None/"" = SQLite in data_dir.
+    database_url: str = Field(default=None, validate_default=True)
     max_body_bytes: int = Field(5_000_000, ge=1024)
     # Largest FHIR answer read, counted after decompression; larger = 412 (CONTRACT v2).
     fhir_max_response_bytes: int = Field(20_000_000, ge=1024)
@@ -112,8 +140,34 @@ class Settings(BaseSettings):
     def _strip_base(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("CDS_PUBLIC_BASE_URL must be an absolute http(s) URL")
+            raise ValueError("must be an absolute http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        # `info` as uvicorn spells it; the logging module knows only `INFO`.
+        return value.strip().upper()
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _default_data_dir(cls, value: Any) -> Any:
+        return default_data_dir() if value is None or value == "" else value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        # Absolute, so the path the start-up line prints is the one used whatever the cwd.
+        return value.expanduser().absolute()
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _default_database_url(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None or value == "":
+            data_dir = info.data.get("data_dir")
+            # A data_dir that failed validation is reported on its own; no second error here.
+            return default_database_url(data_dir) if data_dir is not None else ""
+        return value
 
     def fhir_server_allowed(self, url: str) -> bool:
         """True when `url` is a safe http(s) URL at or below an allow-listed prefix; never raises.

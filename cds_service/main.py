@@ -18,35 +18,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cds_service import __version__, openapi
 from cds_service.admin import analytics, docs
 from cds_service.apps import startback as startback_app
-from cds_service.config import Settings, get_settings, is_loopback_url
+from cds_service.config import Settings
 from cds_service.errors import CdsError, ServiceUnavailable, operation_outcome, pydantic_location
 from cds_service.hooks import discovery, feedback, service_call
 from cds_service.logging_setup import configure_logging
 from cds_service.logic import terminology
 from cds_service.middleware import AnswerEveryRequest, BodySizeLimit, GcPauseMiddleware
 from cds_service.responses import json_response
-from cds_service.security import JwksCache, check_trusted_issuers
+from cds_service.security import JwksCache
+from cds_service.settings_check import check_settings, load_settings, log_settings_warnings
 from cds_service.store.card_log_writer import CardLogWriter
 from cds_service.store.db import Store
+from cds_service.store.setup import ensure_data_dir
 
 log = logging.getLogger("cds_service")
-
-
-class UnsafeSettings(RuntimeError):
-    """A setting that must not reach production (checked at start-up)."""
-
-
-def check_settings(settings: Settings) -> None:
-    check_trusted_issuers(settings)
-    if not settings.require_auth:
-        if not is_loopback_url(settings.public_base_url):
-            raise UnsafeSettings(
-                "CDS_REQUIRE_AUTH=false is only allowed when CDS_PUBLIC_BASE_URL is a loopback URL"
-            )
-        log.warning(
-            "CDS_REQUIRE_AUTH=false: EHR JWTs are NOT verified; for local development only",
-            extra={"public_base_url": settings.public_base_url},
-        )
 
 
 def warm_up() -> None:
@@ -69,13 +54,16 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """Build the service. Tests pass settings, a fixed clock, a uuid factory and a transport."""
-    settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    settings = settings or load_settings()
+    # Checked before logging is configured: an unknown CDS_LOG_LEVEL is one of the errors.
     check_settings(settings)
+    configure_logging(settings.log_level)
+    log_settings_warnings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warm_up()
+        ensure_data_dir(settings)
         store = Store(settings.database_url)
         store.migrate()
         async with httpx.AsyncClient(

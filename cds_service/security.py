@@ -104,25 +104,20 @@ def check_trusted_issuers(settings: Settings) -> None:
     """Refuse at start-up a JWKS location that is neither an https URL nor a local file path."""
     for issuer, locations in jwks_locations(settings).items():
         if not locations:
-            raise ValueError(f"CDS_TRUSTED_ISSUERS[{issuer!r}] names no JWKS location")
+            raise ValueError(f"issuer {issuer!r} names no JWKS location")
         for location in locations:
             if "://" in location and not location.startswith("https://"):
                 raise ValueError(
-                    f"CDS_TRUSTED_ISSUERS[{issuer!r}]: JWKS location {location!r} must be an "
+                    f"issuer {issuer!r}: JWKS location {location!r} must be an "
                     "https URL or a local file path"
                 )
         for jku, pinned in pinned_jku(settings, issuer).items():
             if not jku.startswith("https://"):
-                raise ValueError(
-                    f"CDS_TRUSTED_ISSUERS[{issuer!r}]: jku {jku!r} must be an https URL"
-                )
+                raise ValueError(f"issuer {issuer!r}: jku {jku!r} must be an https URL")
             if "://" in pinned or not pinned:
                 raise ValueError(
-                    f"CDS_TRUSTED_ISSUERS[{issuer!r}]: the JWKS pinned for jku {jku!r} must be "
-                    "a local file path"
+                    f"issuer {issuer!r}: the JWKS pinned for jku {jku!r} must be a local file path"
                 )
-    if settings.require_auth and not settings.trusted_issuers:
-        log.warning("CDS_TRUSTED_ISSUERS is empty: every CDS call will be refused (401)")
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -18,6 +19,19 @@ from cds_service.main import create_app
 from tests.factories import FHIR_BASE, TODAY, noon_utc
 
 SERVICE_IDS = ("lbp-patient-view", "lbp-encounter-start", "lbp-order-select", "lbp-order-sign")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def data_dir_outside_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The default database lives in CDS_DATA_DIR (else under ~/.local/share): no test, nor a
+    service it starts in a subprocess, writes to the real home."""
+    saved = os.environ.get("CDS_DATA_DIR")
+    os.environ["CDS_DATA_DIR"] = str(tmp_path_factory.mktemp("cds-data-dir"))
+    yield
+    if saved is None:
+        del os.environ["CDS_DATA_DIR"]
+    else:
+        os.environ["CDS_DATA_DIR"] = saved
 
 
 @pytest.fixture

@@ -19,6 +19,9 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 ISSUER = "https://ehr.example.org"
 BASE_URL = "https://cds.example.org"
 SERVICE_PATH = "/cds-services/lbp-patient-view"
+# Auth on needs an issuer to trust (settings_check). Tests of what a caller WITHOUT a valid JWT
+# gets name this one: its JWKS file is never read, as none of their calls gets that far.
+UNREAD_ISSUERS = {ISSUER: "unread-jwks.json"}
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from cds_service.logging_setup import RedactQueryFilter, redact_query
+from tests.jwt_helpers import UNREAD_ISSUERS
 from tests.servers import running_service
 
 ADMIN_TOKEN = "admin-Secret-7f3a9c"
@@ -22,6 +24,7 @@ def uvicorn_with_access_log(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     cds_service.main:app` runs it), so every request is logged; the service's own log at INFO."""
     env = {
         "CDS_REQUIRE_AUTH": "true",
+        "CDS_TRUSTED_ISSUERS": json.dumps(UNREAD_ISSUERS),
         "CDS_ADMIN_TOKEN": ADMIN_TOKEN,
         "CDS_FHIR_ALLOWLIST": "http://127.0.0.1",
         "CDS_LOG_LEVEL": "INFO",

@@ -21,6 +21,7 @@ from cds_service.cards.override_reasons import (
 )
 from cds_service.store.db import CardLogEntry, Store
 from tests.factories import TODAY
+from tests.jwt_helpers import UNREAD_ISSUERS
 
 # TODAY (2026-11-22) is a Sunday: its ISO week starts on Monday 2026-11-16.
 THIS_MONDAY = date(2026, 11, 16)
@@ -341,13 +342,13 @@ def test_admin_token_is_required_when_set(client_factory) -> None:
 
 
 def test_without_admin_token_the_page_is_closed_when_auth_is_required(client_factory) -> None:
-    client = client_factory(require_auth=True)
+    client = client_factory(require_auth=True, trusted_issuers=UNREAD_ISSUERS)
     response = client.get("/analytics")
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert response.text == ""
     assert client.get("/analytics.csv", params={"token": ""}).status_code == 401
-    guarded = client_factory(require_auth=True, admin_token="t0ken")
+    guarded = client_factory(require_auth=True, trusted_issuers=UNREAD_ISSUERS, admin_token="t0ken")
     assert guarded.get("/analytics", params={"token": "t0ken"}).status_code == 200
 
 

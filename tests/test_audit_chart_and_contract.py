@@ -37,6 +37,7 @@ from tests.factories import (
     patient,
     service_request,
 )
+from tests.jwt_helpers import UNREAD_ISSUERS
 
 CHART_HOOKS = [
     ("patient-view", "lbp-patient-view"),
@@ -1794,7 +1795,7 @@ def test_body_over_configured_limit_413(
 
 
 def test_auth_required_401_without_jwt(client_factory: Callable[..., TestClient]) -> None:
-    secured = client_factory(require_auth=True)
+    secured = client_factory(require_auth=True, trusted_issuers=UNREAD_ISSUERS)
     assert secured.get("/cds-services").status_code == 401
     assert call(secured, "lbp-patient-view", full_request("patient-view")).status_code == 401
     resp = secured.post(

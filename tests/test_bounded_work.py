@@ -7,6 +7,7 @@ import argparse
 import gc
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -184,9 +185,17 @@ def test_a_large_call_is_worked_off_the_event_loop(
     assert all(c["uuid"].startswith("00000000-0000-4000-8000-") for c in cards)
 
 
-def test_serve_passes_the_connection_limits_to_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_passes_the_connection_limits_to_uvicorn(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import uvicorn
 
+    # serve checks the settings and migrates before uvicorn starts; it also sets
+    # CDS_PUBLIC_BASE_URL for its workers (set then deleted here, so its absence is restored).
+    monkeypatch.setenv("CDS_REQUIRE_AUTH", "false")
+    monkeypatch.setenv("CDS_DATABASE_URL", f"sqlite:///{tmp_path / 'cds.db'}")
+    monkeypatch.setenv("CDS_PUBLIC_BASE_URL", "http://127.0.0.1")
+    monkeypatch.delenv("CDS_PUBLIC_BASE_URL")
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *_, **kwargs: calls.append(kwargs))
     monkeypatch.setattr("cds_service.main.create_app", lambda *_: object())

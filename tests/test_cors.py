@@ -1,6 +1,8 @@
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.jwt_helpers import UNREAD_ISSUERS
+
 ORIGIN = "https://sandbox.cds-hooks.org"
 
 
@@ -15,7 +17,7 @@ ORIGIN = "https://sandbox.cds-hooks.org"
 def test_preflight_allows_authorization_and_content_type(
     client_factory, method: str, path: str
 ) -> None:
-    client: TestClient = client_factory(require_auth=True)
+    client: TestClient = client_factory(require_auth=True, trusted_issuers=UNREAD_ISSUERS)
     response = client.options(
         path,
         headers={

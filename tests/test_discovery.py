@@ -2,6 +2,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import SERVICE_IDS
 from tests.contract import assert_no_empty_values
+from tests.jwt_helpers import UNREAD_ISSUERS
 
 
 def test_discovery_lists_the_four_services(client: TestClient) -> None:
@@ -47,7 +48,7 @@ def test_prefetch_templates_ask_for_all_medication_requests_and_use_context_toke
 
 
 def test_healthz_needs_no_auth(client_factory) -> None:
-    client = client_factory(require_auth=True)
+    client = client_factory(require_auth=True, trusted_issuers=UNREAD_ISSUERS)
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"

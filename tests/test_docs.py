@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from tests.jwt_helpers import UNREAD_ISSUERS
+
 ADMIN_TOKEN = "docs-admin-token"
 ERROR_STATUSES = {"400", "401", "404", "412", "413", "503"}
 
@@ -14,7 +16,9 @@ ERROR_STATUSES = {"400", "401", "404", "412", "413", "503"}
 @pytest.fixture
 def locked(client_factory):
     """Auth on and CDS_ADMIN_TOKEN set: the production shape."""
-    return client_factory(require_auth=True, admin_token=ADMIN_TOKEN)
+    return client_factory(
+        require_auth=True, trusted_issuers=UNREAD_ISSUERS, admin_token=ADMIN_TOKEN
+    )
 
 
 @pytest.mark.parametrize("path", ["/docs", "/openapi.json"])
@@ -32,7 +36,10 @@ def test_docs_and_schema_need_the_admin_token_when_auth_is_on(locked, path: str)
 
 @pytest.mark.parametrize("path", ["/docs", "/openapi.json"])
 def test_docs_are_closed_with_auth_on_and_no_admin_token(client_factory, path: str) -> None:
-    assert client_factory(require_auth=True).get(path).status_code == 401
+    assert (
+        client_factory(require_auth=True, trusted_issuers=UNREAD_ISSUERS).get(path).status_code
+        == 401
+    )
 
 
 @pytest.mark.parametrize("path", ["/docs", "/openapi.json"])

@@ -3,6 +3,7 @@ no request leaves 127.0.0.1 (the page used to load Swagger UI from a CDN: blank 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.browser import chromium
+from tests.jwt_helpers import UNREAD_ISSUERS
 from tests.servers import running_service
 
 pytestmark = pytest.mark.browser
@@ -24,7 +26,11 @@ ADMIN_TOKEN = "docs-browser-test"
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Auth on and CDS_ADMIN_TOKEN set: /docs as it runs in production."""
     workdir: Path = tmp_path_factory.mktemp("docs")
-    env = {"CDS_REQUIRE_AUTH": "true", "CDS_ADMIN_TOKEN": ADMIN_TOKEN}
+    env = {
+        "CDS_REQUIRE_AUTH": "true",
+        "CDS_TRUSTED_ISSUERS": json.dumps(UNREAD_ISSUERS),
+        "CDS_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
     with running_service(workdir, env) as running:
         yield running.base_url
 

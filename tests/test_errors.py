@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 from cds_service.middleware import AnswerEveryRequest
 from tests.conftest import call
 from tests.factories import FHIR_BASE, back_pain, chart_prefetch, hook_request, order_prefetch
+from tests.jwt_helpers import UNREAD_ISSUERS
 
 
 def outcome(response: httpx.Response) -> dict[str, Any]:
@@ -121,7 +122,7 @@ def test_unknown_service_feedback_is_404(client: TestClient) -> None:
 
 
 def test_missing_jwt_is_401_without_detail(client_factory) -> None:
-    client = client_factory(require_auth=True)
+    client = client_factory(require_auth=True, trusted_issuers=UNREAD_ISSUERS)
     for response in (
         client.get("/cds-services"),
         call(client, "lbp-patient-view", hook_request("patient-view", prefetch=chart_prefetch())),

@@ -25,8 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cds_service.config import IssuerTrust, Settings
-from cds_service.main import UnsafeSettings, create_app
+from cds_service.main import create_app
 from cds_service.security import JwksCache, Unauthorized, parse_jwks, verification_key
+from cds_service.settings_check import SettingsError
 from tests.conftest import StartedClients
 from tests.contract import assert_response_contract
 from tests.factories import chart_prefetch, hook_request
@@ -710,8 +711,16 @@ def test_plain_http_jwks_location_is_refused_at_start_up(
 def test_auth_off_is_refused_on_a_public_base_url(
     settings_factory: Callable[..., Settings],
 ) -> None:
-    with pytest.raises(UnsafeSettings):
+    with pytest.raises(SettingsError, match="^CDS_REQUIRE_AUTH: "):
         create_app(settings_factory(require_auth=False, public_base_url=BASE_URL))
+
+
+def test_auth_on_without_a_trusted_issuer_is_refused(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """Every call would be a 401: create_app (gunicorn, uvicorn --factory) refuses to build."""
+    with pytest.raises(SettingsError, match="^CDS_TRUSTED_ISSUERS: empty while CDS_REQUIRE_AUTH"):
+        create_app(settings_factory(require_auth=True, trusted_issuers={}))
 
 
 def test_auth_off_on_loopback_warns_and_lets_calls_through(

@@ -11,6 +11,7 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 from tests.conftest import call
 from tests.contract import assert_response_contract
 from tests.factories import back_pain, chart_prefetch, hook_request
+from tests.jwt_helpers import UNREAD_ISSUERS
 from tests.startback_builders import ITEM_CODES, RISK_ANSWERS
 
 BASE = "http://localhost:8123"
@@ -213,7 +214,9 @@ ATTACKER_LAUNCH = "/apps/startback?launch=xyz&iss=http://127.0.0.3:8443/fhir"
 def prod_app(client_factory):
     """Auth on, an https EHR and loopback on the FHIR allow-list; respx refuses any outbound call."""
     return client_factory(
-        require_auth=True, fhir_allowlist=[EHR_FHIR, "http://127.0.0.1", "http://fhir.example.org"]
+        require_auth=True,
+        trusted_issuers=UNREAD_ISSUERS,
+        fhir_allowlist=[EHR_FHIR, "http://127.0.0.1", "http://fhir.example.org"],
     )
 
 

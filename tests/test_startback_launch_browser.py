@@ -20,6 +20,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from tests.browser import chromium
+from tests.jwt_helpers import UNREAD_ISSUERS
 from tests.servers import running_service
 
 pytestmark = pytest.mark.browser
@@ -84,7 +85,11 @@ class Attacker:
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Auth on; loopback on the FHIR allow-list (as the review had it)."""
     workdir: Path = tmp_path_factory.mktemp("startback-launch")
-    env = {"CDS_REQUIRE_AUTH": "true", "CDS_FHIR_ALLOWLIST": "http://127.0.0.1"}
+    env = {
+        "CDS_REQUIRE_AUTH": "true",
+        "CDS_TRUSTED_ISSUERS": json.dumps(UNREAD_ISSUERS),
+        "CDS_FHIR_ALLOWLIST": "http://127.0.0.1",
+    }
     with running_service(workdir, env) as running:
         yield running.base_url
 

@@ -166,7 +166,7 @@ def in_process_settings(fhir_server: str, token: str | None, env_log_level: bool
     if token is None:
         update["fhir_allow_anonymous"] = True
     if not is_loopback_url(base.public_base_url):
-        # JWT verification off is only allowed on a loopback base URL (main.check_settings).
+        # JWT verification off is only allowed on a loopback base URL (settings_check).
         update["public_base_url"] = IN_PROCESS_BASE_URL
     if not env_log_level:
         update["log_level"] = "ERROR"  # keep the terminal for the cards; CDS_LOG_LEVEL overrides
@@ -177,11 +177,11 @@ async def call_in_process(
     settings: Settings, service_id: str, body: dict[str, Any]
 ) -> httpx.Response:
     """Run the app with its lifespan and post one hook request to it over ASGI."""
-    from cds_service.main import UnsafeSettings, create_app
+    from cds_service.main import create_app
 
     try:
         app = create_app(settings)
-    except (UnsafeSettings, ValueError) as exc:
+    except ValueError as exc:
         raise ToolError(f"cannot start the service: {exc}", EXIT_USAGE) from exc
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
