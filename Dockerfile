@@ -1,7 +1,7 @@
 # Low back pain CDS Hooks service. Build: docker build -t lbp-cds .
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY cds_service ./cds_service
 RUN pip install --no-cache-dir --upgrade pip && pip wheel --no-cache-dir --wheel-dir /wheels .
 
