@@ -1,16 +1,24 @@
 # Low back pain CDS Hooks service. Build: docker build -t lbp-cds .
-FROM python:3.11-slim AS build
+# The base image is pinned by digest (the tag is kept for humans): python:3.11-slim, the
+# multi-architecture index published in July 2026 (3.11.15-slim-trixie). To move to a newer one,
+# read the current digest with `docker buildx imagetools inspect python:3.11-slim` and replace it
+# in both FROM lines.
+FROM python:3.11-slim@sha256:e031123e3d85762b141ad1cbc56452ba69c6e722ebf2f042cc0dc86c47c0d8b3 AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY cds_service ./cds_service
-RUN pip install --no-cache-dir --upgrade pip && pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
-FROM python:3.11-slim
+FROM python:3.11-slim@sha256:e031123e3d85762b141ad1cbc56452ba69c6e722ebf2f042cc0dc86c47c0d8b3
+# The default SQLite database lives in the data directory (the cds user's home).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    CDS_DATABASE_URL=sqlite:////var/lib/cds-service/cds-service.db
+    CDS_DATA_DIR=/var/lib/cds-service
 RUN useradd --system --uid 10001 --home /var/lib/cds-service --create-home cds
+# Dependencies from the runtime lock only (exact versions, hash-checked), then the service itself.
+COPY requirements/runtime.txt /tmp/runtime.txt
+RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/runtime.txt && rm /tmp/runtime.txt
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+RUN pip install --no-cache-dir --no-deps /wheels/*.whl && rm -rf /wheels
 USER cds
 WORKDIR /var/lib/cds-service
 EXPOSE 8000

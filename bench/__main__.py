@@ -194,11 +194,11 @@ def run(quick: bool) -> list[Row]:
                 rows.append(row)
 
         # Prefetch absent: the service queries the real FHIR server, all queries in parallel.
-        from tests.fhir_server import FIXTURES, running_fhir_server
+        from tests.fhir_server import BUNDLED, running_fhir_server
 
         with running_fhir_server(Path(tmp) / "sekmet") as fhir:
             fhir.load_file(
-                FIXTURES / "synthea" / "lbp-fb7c882a-f897-e7c5-67e0-825e7fd55d15.transaction.json"
+                BUNDLED / "synthea" / "lbp-fb7c882a-f897-e7c5-67e0-825e7fd55d15.transaction.json"
             )
             slowest, which, parallel = fhir_query_figures(fhir.base_url)
             with Server("cds_service.main:app", tmp, env=service_env(tmp)) as service:

@@ -1,4 +1,4 @@
-"""Realistic hook requests built from the Synthea LBP patient in fixtures/fhir/synthea."""
+"""Realistic hook requests built from the Synthea LBP patient the package ships (seed loads it)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 SYNTHEA = (
     ROOT
+    / "cds_service"
+    / "tools"
     / "fixtures"
-    / "fhir"
     / "synthea"
     / "lbp-fb7c882a-f897-e7c5-67e0-825e7fd55d15.transaction.json"
 )

@@ -207,11 +207,11 @@ def _add_seed(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "POST transaction Bundles to a FHIR server: the shared Synthea organisations and\n"
-            "practitioners first (00-* files), then the patients. Default files:\n"
-            "fixtures/fhir/synthea/*.transaction.json and fixtures/fhir/seed/*.json. Date tokens\n"
-            "such as @today-10d become real dates at seed time. Prints the patient ids and, per\n"
-            "scenario, the `cds-service fire` command that shows its card; progress goes to\n"
-            "stderr.\n\n"
+            "practitioners first (00-* files), then the patients. Default files: the ones the\n"
+            "package ships (cds_service/tools/fixtures: synthea/*.transaction.json, then one\n"
+            "scenario per card topic, seed/*.json). Date tokens such as @today-10d become real\n"
+            "dates at seed time. Prints the patient ids and, per scenario, the `cds-service\n"
+            "fire` command that shows its card; progress goes to stderr.\n\n"
             "Exit codes: 0 loaded; 1 the server refused a bundle; 2 bad arguments or files;\n"
             "3 the server could not be reached."
         ),

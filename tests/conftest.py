@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from cds_service.config import Settings
 from cds_service.main import create_app
 from tests.factories import FHIR_BASE, TODAY, noon_utc
+from tests.wheel import BuiltWheel, build_wheel, install_target
 
 SERVICE_IDS = ("lbp-patient-view", "lbp-encounter-start", "lbp-order-select", "lbp-order-sign")
 
@@ -114,3 +115,15 @@ def client(client_factory: Callable[..., TestClient]) -> TestClient:
 
 def call(client: TestClient, service_id: str, body: dict[str, Any]) -> httpx.Response:
     return client.post(f"/cds-services/{service_id}", json=body)
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> BuiltWheel:
+    """The project's wheel, built once per session from what the Dockerfile copies."""
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def installed_wheel(built_wheel: BuiltWheel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """That wheel installed (no dependencies) into a directory outside the repository."""
+    return install_target(built_wheel.path, tmp_path_factory.mktemp("site"))

@@ -21,6 +21,8 @@ import orjson
 from tests.servers import ROOT, free_port, stop, wait_until_ready
 
 FIXTURES = ROOT / "fixtures" / "fhir"
+# The Synthea patients and seed scenarios ship inside the package (`cds-service seed` loads them).
+BUNDLED = ROOT / "cds_service" / "tools" / "fixtures"
 
 
 def sekmet_bin() -> str:
@@ -112,7 +114,7 @@ def running_fhir_server(data_dir: Path) -> Iterator[FhirServer]:
     try:
         wait_until_ready(process, f"{base_url}/metadata", data_dir / "sekmet.log", seconds=60)
         server = FhirServer(base_url)
-        server.load_file(FIXTURES / "synthea" / "00-shared-orgs-practitioners.transaction.json")
+        server.load_file(BUNDLED / "synthea" / "00-shared-orgs-practitioners.transaction.json")
         yield server
     finally:
         stop(process)

@@ -22,7 +22,7 @@ from cds_service.tools.tokens import TokenError, resolve_string, resolve_tokens
 from tests.factories import TODAY
 
 ROOT = Path(__file__).resolve().parent.parent
-SEED = ROOT / "fixtures" / "fhir" / "seed"
+SEED = ROOT / "cds_service" / "tools" / "fixtures" / "seed"
 FHIR = "http://127.0.0.1:9999/fhir"
 LEAP_DAY = date(2028, 2, 29)
 

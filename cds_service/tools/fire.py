@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from cds_service.config import Settings, is_loopback_url
 from cds_service.hooks.registry import SERVICES
+from cds_service.tools import bundled
 from cds_service.tools.tokens import TokenError, resolve_tokens
 
 HOOKS = ("patient-view", "encounter-start", "order-select", "order-sign")
@@ -81,6 +82,14 @@ def service_id_for(hook: str) -> str:
         if service.hook == hook:
             return service.id
     raise ToolError(f"no service answers the {hook} hook", EXIT_USAGE)
+
+
+def example_order() -> str:
+    """A draft-order file that exists wherever the package is installed, for usage messages."""
+    try:
+        return str(bundled.orders_dir() / "lumbar-mri.json")
+    except bundled.BundledDataMissing:
+        return "lumbar-mri.json"
 
 
 def read_json(path: Path) -> Any:
@@ -409,7 +418,7 @@ def run(options: FireOptions, out: TextIO, err: TextIO, *, today: date, env_log_
         if options.hook in ORDER_HOOKS and not options.order_files:
             raise ToolError(
                 f"{options.hook} needs the draft order: give --order FILE (a FHIR resource or "
-                "Bundle, e.g. fixtures/fhir/seed/orders/lumbar-mri.json)",
+                f"Bundle, e.g. {example_order()})",
                 EXIT_USAGE,
             )
         options = replace(options, fhir_server=fhir_server, service_url=service_url)

@@ -6,7 +6,7 @@ refer to them with conditional references (`Practitioner?identifier=...|NPI`) th
 server resolves while loading. Date tokens (`@today-10d`, see tokens.py) are replaced with real
 dates at seed time, so the scenarios stay clinically recent.
 
-`fixtures/fhir/seed/scenarios.toml` names, per scenario file, its patient, the hook and order
+`seed/scenarios.toml` (in the bundled fixtures, see bundled.py) names, per scenario file, its patient, the hook and order
 files that show its card, and the cards RULES.md expects; the seeder prints that as a ready
 `cds-service fire` command line.
 """
@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from cds_service.tools import bundled
 from cds_service.tools.fire import (
     EXIT_OK,
     EXIT_SERVICE_ERROR,
@@ -39,7 +40,7 @@ from cds_service.tools.fire import (
 from cds_service.tools.tokens import TokenError, resolve_tokens
 
 MANIFEST = "scenarios.toml"
-REPO_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "fhir"
+SHARED_SYNTHEA = "00-shared-orgs-practitioners.transaction.json"
 
 
 @dataclass(frozen=True)
@@ -64,22 +65,13 @@ class LoadResult:
     seconds: float = 0.0
 
 
-def fixtures_dir() -> Path:
-    """`fixtures/fhir` under the working directory, else beside the installed source tree."""
-    for candidate in (Path.cwd() / "fixtures" / "fhir", REPO_FIXTURES):
-        if (candidate / "seed").is_dir():
-            return candidate
-    raise ToolError(
-        "no fixtures/fhir/seed directory found: run from the repository root or name the files",
-        EXIT_USAGE,
-    )
-
-
 def default_files() -> list[Path]:
-    root = fixtures_dir()
-    return sorted((root / "synthea").glob("*.transaction.json")) + sorted(
-        (root / "seed").glob("*.json")
-    )
+    """The bundled Synthea bundles, then the bundled scenarios (the package's own data)."""
+    try:
+        synthea, scenarios = bundled.synthea_dir(), bundled.seed_dir()
+    except bundled.BundledDataMissing as exc:
+        raise ToolError(f"{exc}; or name the bundle files to load", EXIT_USAGE) from exc
+    return sorted(synthea.glob("*.transaction.json")) + sorted(scenarios.glob("*.json"))
 
 
 def expand(paths: Sequence[Path]) -> list[Path]:
@@ -187,7 +179,7 @@ def post_bundle(
         if "?identifier=" in json.dumps(bundle):
             message += (
                 "\nThis bundle uses conditional references (Practitioner?identifier=...): load "
-                "fixtures/fhir/synthea/00-shared-orgs-practitioners.transaction.json first."
+                f"the bundled {SHARED_SYNTHEA} first (seed with no files does)."
             )
         raise ToolError(message, EXIT_SERVICE_ERROR)
     return body

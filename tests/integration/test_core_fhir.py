@@ -8,11 +8,11 @@ import pytest
 
 from tests.contract import assert_response_contract
 from tests.factories import hook_request
-from tests.fhir_server import FIXTURES, FhirServer
+from tests.fhir_server import BUNDLED, FhirServer
 
 pytestmark = pytest.mark.integration
 
-SYNTHEA_LBP = FIXTURES / "synthea" / "lbp-fb7c882a-f897-e7c5-67e0-825e7fd55d15.transaction.json"
+SYNTHEA_LBP = BUNDLED / "synthea" / "lbp-fb7c882a-f897-e7c5-67e0-825e7fd55d15.transaction.json"
 SYNTHEA_PATIENT = "fb7c882a-f897-e7c5-67e0-825e7fd55d15"
 
 

@@ -26,12 +26,12 @@ from tests.factories import (
     patient,
     service_request,
 )
-from tests.fhir_server import FIXTURES, FhirServer
+from tests.fhir_server import BUNDLED, FhirServer
 
 pytestmark = pytest.mark.integration
 
 TOPIC = "imaging-without-red-flags"
-SYNTHEA_LBP = FIXTURES / "synthea" / "lbp-fb7c882a-f897-e7c5-67e0-825e7fd55d15.transaction.json"
+SYNTHEA_LBP = BUNDLED / "synthea" / "lbp-fb7c882a-f897-e7c5-67e0-825e7fd55d15.transaction.json"
 SYNTHEA_PATIENT = "fb7c882a-f897-e7c5-67e0-825e7fd55d15"
 SYNTHEA_CHRONIC_LBP = "93ce5668-31df-e8bd-f192-8438720f4df9"  # 278860009, onset 2020-09-03
 

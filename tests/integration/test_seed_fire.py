@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -22,11 +23,12 @@ from cds_service import cli
 from cds_service.store.db import Store
 from cds_service.tools import fire, seed
 from tests.contract import assert_response_contract
-from tests.fhir_server import FIXTURES, FhirServer
+from tests.fhir_server import BUNDLED, FhirServer
+from tests.wheel import env_with_only
 
 pytestmark = pytest.mark.integration
 
-SEED = FIXTURES / "seed"
+SEED = BUNDLED / "seed"
 SCENARIOS = seed.load_manifest(SEED)
 ORDER_HOOKS = ("order-select", "order-sign")
 CHART_HOOKS = ("patient-view", "encounter-start")
@@ -268,3 +270,46 @@ def test_the_installed_command_seeds_and_fires(fhir_server: FhirServer, tmp_path
         assert [r["topic"] for r in store.card_log_rows()] == ["startback-screening"]
     finally:
         store.close()
+
+
+def test_the_wheel_seeds_and_fires_with_no_repository(
+    fhir_server: FhirServer, installed_wheel: Path, tmp_path: Path
+) -> None:
+    """The installed wheel alone, run from a directory with no fixtures: `seed` loads its bundled
+    scenarios and the `fire` line it prints for one of them shows that scenario's card."""
+    env = env_with_only(installed_wheel)
+    env["CDS_DATABASE_URL"] = f"sqlite:///{tmp_path / 'cards.db'}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def cds_service(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cds_service", *args],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    loaded = cds_service("seed", "--fhir-server", fhir_server.base_url)
+    assert loaded.returncode == 0, loaded.stderr
+    bundles = [
+        *(BUNDLED / "synthea").glob("*.transaction.json"),
+        *(BUNDLED / "seed").glob("*.json"),
+    ]
+    assert len(re.findall(r"^\[\d+/\d+\] ", loaded.stderr, re.M)) == len(bundles) == 11
+    (line,) = [
+        line.strip()
+        for line in loaded.stdout.splitlines()
+        if "--patient lbp-demo-imaging --hook order-sign" in line
+    ]
+    words = shlex.split(line)
+    assert words[0] == "cds-service"
+    order = Path(words[words.index("--order") + 1])
+    assert order.is_relative_to(installed_wheel), order
+    fired = cds_service(*words[1:])
+    assert fired.returncode == 0, fired.stderr
+    assert "lbp-order-sign: 1 card" in fired.stdout
+    assert "topic: imaging-without-red-flags" in fired.stdout
