@@ -40,16 +40,21 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cds_service.config import get_settings
+    from cds_service.logging_setup import uvicorn_log_config
     from cds_service.main import UnsafeSettings, create_app
+    from cds_service.metrics import prepare_for_workers
 
     limits = uvicorn_limits(args)
     if args.workers > 1:
+        # Before any worker starts: the directory where the workers' metrics add up.
+        prepare_for_workers(args.workers)
         uvicorn.run(
             "cds_service.main:app",
             host=args.host,
             port=args.port,
             workers=args.workers,
             log_level=args.log_level,
+            log_config=uvicorn_log_config(args.log_level),
             access_log=False,
             **limits,  # type: ignore[arg-type]
         )
@@ -64,6 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        log_config=uvicorn_log_config(args.log_level),
         access_log=False,
         **limits,  # type: ignore[arg-type]
     )

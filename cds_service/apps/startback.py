@@ -186,6 +186,7 @@ LaunchDep = Annotated[Launch, Depends(checked_launch)]
 class LaunchRefused(CdsError):
     status_code = 400
     issue_code = "security"
+    reason = "launch-refused"
 
 
 def _refusal_page(message: str) -> HTMLResponse:
