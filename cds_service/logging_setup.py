@@ -1,7 +1,7 @@
 """Structured logs: one JSON object per line, never tokens, JWTs or patient data.
 
-Every line: `time` (UTC, milliseconds, `Z`), `level`, `logger`, `message`, `request_id` when it
-is written while a request is answered (request_context), then the record's extra fields.
+Every line: `time` (UTC, milliseconds, `Z`), `level`, `logger`, `message`, `pid`, `request_id`
+when it is written while a request is answered (request_context), then the record's extra fields.
 `uvicorn_log_config` makes uvicorn's own loggers write the same lines (`cds-service serve`
 passes it to uvicorn), so the process's stderr is JSON from start-up to shutdown.
 
@@ -41,6 +41,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            # Which worker wrote the line under `--workers N`.
+            "pid": record.process,
         }
         request_id = current_request_id()
         if request_id is not None:

@@ -60,7 +60,7 @@ FHIR_RESOURCE_TYPES = frozenset(
 )
 
 # No `*_created` series: Prometheus does not need them, and they double the text of every scrape.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 HOOK_CALLS = Counter(

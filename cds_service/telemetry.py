@@ -20,7 +20,6 @@ import logging
 import time
 from typing import Any
 
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds_service import metrics, request_context
@@ -60,20 +59,35 @@ class RequestTelemetry:
         context = request_context.begin(request_id)
         id_header = (HEADER, request_id.encode("ascii"))
         status = 0
+        finished = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, finished
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), id_header]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Counted and logged before the last byte leaves: whoever has the answer can
+                # already see it in /metrics and in the log.
+                finished = True
+                _finish(scope, context, status, started)
             await send(message)
 
         await self.app(scope, receive, send_with_id)
-        service = _hook_call_service(scope)
-        if service is not None and status:
-            metrics.observe_hook_call(service, status, time.perf_counter() - started)
-        if status >= 400 or context.exception is not None:
-            _log_error_answer(scope, context, status, service)
+        if not finished:
+            _finish(scope, context, status, started)
+        elif context.exception is not None:
+            # Raised after the whole answer was sent: nothing to count, but it is logged.
+            _log_error_answer(scope, context, status, None)
+
+
+def _finish(scope: Scope, context: RequestContext, status: int, started: float) -> None:
+    service = _hook_call_service(scope)
+    if service is not None and status:
+        metrics.observe_hook_call(service, status, time.perf_counter() - started)
+    if status >= 400 or context.exception is not None:
+        _log_error_answer(scope, context, status, service)
+        context.exception = None
 
 
 def _caller_request_id(scope: Scope) -> str | None:
@@ -83,14 +97,18 @@ def _caller_request_id(scope: Scope) -> str | None:
     return None
 
 
+def _route_path(scope: Scope) -> str:
+    """The path the routes see (without the root path a proxy mounts the service under)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 def _hook_call_service(scope: Scope) -> str | None:
     """The service label of a hook call (`POST /cds-services/{id}`), None for other requests."""
     if scope.get("method") != "POST":
         return None
-    path: str = scope.get("path", "")
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
+    path = _route_path(scope)
     if not path.startswith(HOOK_CALL_PREFIX):
         return None
     service_id = path[len(HOOK_CALL_PREFIX) :]
@@ -100,18 +118,20 @@ def _hook_call_service(scope: Scope) -> str | None:
 
 
 def route_template(scope: Scope) -> str | None:
-    """The path template of the route that answered (or would have, for an answer sent before
-    routing, such as a 413); None when no route matches the path."""
-    route = scope.get("route")
-    if route is None:
-        router = getattr(scope.get("app"), "router", None)
-        for candidate in getattr(router, "routes", ()):
-            match, _ = candidate.matches(scope)
-            if match is not Match.NONE:
-                route = candidate
-                break
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else None
+    """The path template of the route that answered. An answer sent before routing (a 413 from
+    BodySizeLimit) has none: the template of the service routes is then taken from the path's
+    shape, and any other path is None (its text is never logged)."""
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str):
+        return path
+    route_path = _route_path(scope)
+    if route_path.startswith(HOOK_CALL_PREFIX):
+        tail = route_path[len(HOOK_CALL_PREFIX) :].split("/")
+        if len(tail) == 1:
+            return "/cds-services/{service_id}"
+        if len(tail) == 2 and tail[1] == "feedback":
+            return "/cds-services/{service_id}/feedback"
+    return None
 
 
 def _log_error_answer(
