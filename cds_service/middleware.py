@@ -56,7 +56,6 @@ class BodySizeLimit:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        request_context.note_error("body-too-large")
         message = f"Request body is larger than {self.max_bytes} bytes (CDS_MAX_BODY_BYTES)"
         await _send_json(send, 413, operation_outcome("too-costly", message))
 
