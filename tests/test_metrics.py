@@ -4,10 +4,12 @@ adding up (a real `cds-service serve --workers 2`)."""
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,9 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from cds_service import metrics
+from cds_service.errors import ServiceUnavailable
+from cds_service.store.card_log_writer import CardLogWriter
+from cds_service.store.db import CardLogEntry, Store
 from tests.conftest import call
 from tests.factories import (
     FHIR_BASE,
@@ -353,3 +358,72 @@ def test_two_workers_metrics_add_up_across_workers(tmp_path: Path) -> None:
     messages = [line["message"] for line in parsed_lines(served.log_path)]
     assert messages[0].startswith("Uvicorn running on") or "Started parent process" in messages[0]
     assert messages[-1].startswith("Stopping parent process")
+
+
+# ---- the card log backlog ------------------------------------------------------------------------
+
+
+def log_entry(n: int) -> CardLogEntry:
+    return CardLogEntry(
+        f"c-{n}", "lbp-order-sign", "opioid-order", "warning", "h", datetime.now(UTC)
+    )
+
+
+def sample(name: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name) or 0.0
+
+
+def test_card_log_backlog_and_drops_are_exported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'cards.db'}")
+    store.migrate()
+    down = True
+    real = store.log_cards
+
+    def log_cards(entries: Sequence[CardLogEntry]) -> None:
+        if down:
+            raise ServiceUnavailable("database down")
+        real(entries)
+
+    monkeypatch.setattr(store, "log_cards", log_cards)
+    dropped_before = sample("cds_card_log_dropped_entries_total")
+
+    async def until_pending(count: float) -> None:
+        for _ in range(500):
+            if sample("cds_card_log_pending_entries") == count:
+                return
+            await asyncio.sleep(0.01)
+        pytest.fail(f"pending never reached {count}")
+
+    async def scenario() -> None:
+        nonlocal down
+        writer = CardLogWriter(store, interval=0.01, max_pending=5)
+        writer.start()
+        writer.add([log_entry(n) for n in range(3)])
+        await until_pending(3)
+        writer.add([log_entry(n) for n in range(3, 8)])  # 8 > 5: the 3 oldest go
+        await until_pending(5)
+        down = False
+        await until_pending(0)
+        await writer.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()
+    assert sample("cds_card_log_dropped_entries_total") == dropped_before + 3
+
+
+def test_a_stopping_worker_leaves_the_live_sum_of_the_backlog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(metrics.MULTIPROCESS_DIR_VARIABLE, str(tmp_path))
+    mine = tmp_path / f"gauge_livesum_{os.getpid()}.db"
+    other = tmp_path / "gauge_livesum_1.db"
+    counters = tmp_path / f"counter_{os.getpid()}.db"
+    for path in (mine, other, counters):
+        path.write_bytes(b"")
+    metrics.forget_this_process()
+    assert not mine.exists()
+    assert other.exists() and counters.exists()
