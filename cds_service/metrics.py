@@ -59,6 +59,14 @@ FHIR_RESOURCE_TYPES = frozenset(
     }
 )
 
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROCESS_DIR_VARIABLE) or None
+
+
+# Where this process's values live (None: in memory), fixed when prometheus-client picked its mode
+# on import, whatever the environment says later.
+MULTIPROCESS_DIR = multiprocess_dir()
 # No `*_created` series: Prometheus does not need them, and they double the text of every scrape.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -200,16 +208,12 @@ def _outcome_of(exc: BaseException) -> str:
     return "failed"
 
 
-def multiprocess_dir() -> str | None:
-    return os.environ.get(MULTIPROCESS_DIR_VARIABLE) or None
-
-
 def exposition() -> tuple[bytes, str]:
     """The metrics in Prometheus text format, and its content type; in multiprocess mode, the
     sum over every worker's files."""
-    if multiprocess_dir():
+    if MULTIPROCESS_DIR:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry, MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
@@ -231,6 +235,6 @@ def prepare_for_workers(workers: int) -> None:
 
 def forget_this_process() -> None:
     """At a worker's clean stop: its live gauges (the card log backlog) leave the sum."""
-    path = multiprocess_dir()
+    path = MULTIPROCESS_DIR
     if path:
         multiprocess.mark_process_dead(os.getpid(), path)  # type: ignore[no-untyped-call]

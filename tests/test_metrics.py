@@ -418,7 +418,7 @@ def test_card_log_backlog_and_drops_are_exported(
 def test_a_stopping_worker_leaves_the_live_sum_of_the_backlog(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(metrics.MULTIPROCESS_DIR_VARIABLE, str(tmp_path))
+    monkeypatch.setattr(metrics, "MULTIPROCESS_DIR", str(tmp_path))
     mine = tmp_path / f"gauge_livesum_{os.getpid()}.db"
     other = tmp_path / "gauge_livesum_1.db"
     counters = tmp_path / f"counter_{os.getpid()}.db"
