@@ -40,7 +40,9 @@ def uvicorn_limits(args: argparse.Namespace) -> dict[str, object]:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from cds_service.logging_setup import uvicorn_log_config
     from cds_service.main import create_app
+    from cds_service.metrics import prepare_for_workers
     from cds_service.settings_check import SettingsError
     from cds_service.startup import Served, log_start, prepare_to_serve
 
@@ -57,12 +59,15 @@ def _serve(args: argparse.Namespace) -> int:
     log_start(ready, served)
     limits = uvicorn_limits(args)
     if args.workers > 1:
+        # Before any worker starts: the directory where the workers' metrics add up.
+        prepare_for_workers(args.workers)
         uvicorn.run(
             "cds_service.main:app",
             host=args.host,
             port=args.port,
             workers=args.workers,
             log_level=args.log_level,
+            log_config=uvicorn_log_config(args.log_level),
             access_log=False,
             **limits,  # type: ignore[arg-type]
         )
@@ -72,6 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        log_config=uvicorn_log_config(args.log_level),
         access_log=False,
         **limits,  # type: ignore[arg-type]
     )

@@ -10,18 +10,39 @@ from typing import Any
 
 
 class CdsError(Exception):
-    """An error with an HTTP status and an OperationOutcome issue."""
+    """An error with an HTTP status and an OperationOutcome issue.
+
+    `reason` is the stable kebab-case code the error log line and the errors metric carry (a
+    class default, or the raise site's). `detail` is an optional why for the log only: text the
+    service wrote itself, never request data (no URL, token, body or identifier).
+    """
 
     status_code = 400
     issue_code = "invalid"
+    reason = "invalid-request"
 
-    def __init__(self, diagnostics: str, *, expression: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        diagnostics: str,
+        *,
+        expression: list[str] | None = None,
+        reason: str | None = None,
+        detail: str | None = None,
+    ) -> None:
         super().__init__(diagnostics)
         self.diagnostics = diagnostics
         self.expression = expression or []
+        if reason is not None:
+            self.reason = reason
+        self.detail = detail
 
     def operation_outcome(self) -> dict[str, Any]:
         return operation_outcome(self.issue_code, self.diagnostics, self.expression)
+
+    def log_fields(self) -> dict[str, Any]:
+        """What the error line may say beyond status and reason (never the diagnostics: they can
+        quote the caller's text, such as an unknown service id)."""
+        return {"expression": self.expression, "detail": self.detail}
 
 
 class BadRequest(CdsError):
@@ -32,11 +53,13 @@ class BadRequest(CdsError):
 class UnknownService(CdsError):
     status_code = 404
     issue_code = "not-found"
+    reason = "unknown-service"
 
 
 class PayloadTooLarge(CdsError):
     status_code = 413
     issue_code = "too-costly"
+    reason = "body-too-large"
 
 
 class PrefetchUnavailable(CdsError):
@@ -44,6 +67,7 @@ class PrefetchUnavailable(CdsError):
 
     status_code = 412
     issue_code = "incomplete"
+    reason = "prefetch-missing"
 
 
 class ServiceUnavailable(CdsError):
@@ -51,6 +75,7 @@ class ServiceUnavailable(CdsError):
 
     status_code = 503
     issue_code = "transient"
+    reason = "store-unavailable"
     retry_after_seconds = 5
 
 

@@ -1,5 +1,10 @@
 """Structured logs: one JSON object per line, never tokens, JWTs or patient data.
 
+Every line: `time` (UTC, milliseconds, `Z`), `level`, `logger`, `message`, `pid`, `request_id`
+when it is written while a request is answered (request_context), then the record's extra fields.
+`uvicorn_log_config` makes uvicorn's own loggers write the same lines (`cds-service serve`
+passes it to uvicorn), so the process's stderr is JSON from start-up to shutdown.
+
 uvicorn's access log (logger `uvicorn.access`) writes each request line with its query string:
 `/analytics?token=<CDS_ADMIN_TOKEN>`, `/docs?token=...`, and the STarT Back app's
 `?code=<authorization code>&state=...` and `?launch=...&iss=...&patient=<id>`. `configure_logging`
@@ -11,22 +16,37 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 from urllib.parse import unquote_plus
 
 import orjson
 
-_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+from cds_service.request_context import current_request_id
+
+# uvicorn's `color_message` is its message again with terminal colour codes.
+_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
+
+
+def utc_time(record: logging.LogRecord) -> str:
+    """`2026-12-01T21:40:59.123Z`: the record's time in UTC, to the millisecond."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    return f"{stamp}.{int(record.msecs):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": utc_time(record),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            # Which worker wrote the line under `--workers N`.
+            "pid": record.process,
         }
+        request_id = current_request_id()
+        if request_id is not None:
+            payload["request_id"] = request_id
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 payload[key] = value
@@ -114,3 +134,33 @@ def configure_logging(level: str = "INFO") -> None:
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+
+
+def uvicorn_log_config(level: str) -> dict[str, Any]:
+    """A `logging.config.dictConfig` for uvicorn (its `log_config`): the `uvicorn`,
+    `uvicorn.error` and `uvicorn.access` loggers write JsonFormatter lines to stderr, and the
+    access logger keeps RedactQueryFilter. uvicorn applies it in each worker process too."""
+    name = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "cds_service.logging_setup.JsonFormatter"}},
+        "filters": {"redact_query": {"()": "cds_service.logging_setup.RedactQueryFilter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            },
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": name, "propagate": False},
+            "uvicorn.error": {"level": name},
+            "uvicorn.access": {
+                "handlers": ["stderr"],
+                "level": name,
+                "propagate": False,
+                "filters": ["redact_query"],
+            },
+        },
+    }

@@ -15,8 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cds_service import __version__, openapi
-from cds_service.admin import analytics, docs
+from cds_service import __version__, metrics, openapi, request_context
+from cds_service.admin import analytics, docs, scrape
 from cds_service.apps import startback as startback_app
 from cds_service.config import Settings
 from cds_service.errors import CdsError, ServiceUnavailable, operation_outcome, pydantic_location
@@ -30,6 +30,7 @@ from cds_service.settings_check import check_settings, load_settings, log_settin
 from cds_service.store.card_log_writer import CardLogWriter
 from cds_service.store.db import Store
 from cds_service.store.setup import ensure_data_dir
+from cds_service.telemetry import RequestTelemetry, status_reason
 
 log = logging.getLogger("cds_service")
 
@@ -87,6 +88,7 @@ def create_app(
                     await card_log.stop()
                 finally:
                     store.close()
+                    metrics.forget_this_process()
 
     app = FastAPI(
         title="Low back pain CDS Hooks service",
@@ -108,15 +110,18 @@ def create_app(
         allow_origins=["*"],
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "Accept"],
-        expose_headers=["Location", "Content-Location"],
+        expose_headers=["Location", "Content-Location", "X-Request-ID"],
         max_age=600,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(GcPauseMiddleware)
-    app.add_middleware(AnswerEveryRequest)  # added last: outermost of ours
+    app.add_middleware(AnswerEveryRequest)
+    # Added last: outermost of ours, so every answer (AnswerEveryRequest's 500 too) has its id.
+    app.add_middleware(RequestTelemetry)
 
     @app.exception_handler(CdsError)
     async def cds_error(_request: Request, exc: CdsError) -> Response:
+        request_context.note_error(exc.reason, **exc.log_fields())
         headers: dict[str, str] = {}
         if exc.status_code == 401:
             headers["WWW-Authenticate"] = "Bearer"
@@ -129,11 +134,13 @@ def create_app(
         errors = exc.errors()
         where = [pydantic_location(tuple(e["loc"])) for e in errors][:20]
         message = errors[0]["msg"] if errors else "invalid request"
+        request_context.note_error("invalid-request", expression=where)
         return json_response(operation_outcome("invalid", message, where), 400)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        request_context.note_error(status_reason(exc.status_code))
         return json_response(
             operation_outcome(code, str(exc.detail)), exc.status_code, dict(exc.headers or {})
         )
@@ -158,6 +165,7 @@ def create_app(
     app.include_router(analytics.router)
     app.include_router(startback_app.router)
     app.include_router(docs.router)
+    app.include_router(scrape.router)
     return app
 
 

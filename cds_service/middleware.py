@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cds_service import request_context
 from cds_service.errors import operation_outcome
 
 log = logging.getLogger("cds_service")
@@ -92,11 +93,13 @@ async def _send_json(send: Send, status: int, outcome: dict[str, Any]) -> None:
 
 
 class AnswerEveryRequest:
-    """Outermost middleware: an unexpected exception becomes a logged 500 OperationOutcome.
+    """An unexpected exception becomes a logged 500 OperationOutcome.
 
     Starlette's own error middleware re-raises after answering, and uvicorn then closes the
     keep-alive connection; here the exception stops, so the client's connection stays usable.
     When the answer had already started, nothing more can be sent: the error is only logged.
+    Inside a request context (telemetry.RequestTelemetry, outside this one) the exception goes
+    on the request's one error line; without one it is logged here.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -110,9 +113,16 @@ class AnswerEveryRequest:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            log.error(
-                "unhandled error", exc_info=exc, extra={"status": 500, "reason": "internal-error"}
-            )
+            context = request_context.current()
+            if context is None:
+                log.error(
+                    "unhandled error",
+                    exc_info=exc,
+                    extra={"status": 500, "reason": "internal-error"},
+                )
+            else:
+                context.reason = "internal-error"
+                context.exception = exc
             if not tracking_send.response_started:
                 await _send_json(send, 500, operation_outcome("exception", "Internal error"))
 

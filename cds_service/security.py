@@ -1,7 +1,8 @@
 """CDS Hooks client authentication: the EHR's signed JWT on every call (SPEC §Trusting CDS Clients).
 
 This module is the single place a request is authenticated. Any failure is a 401 with no detail;
-the reason goes to the log only (with `iss`, `kid` and `jti`, never the token).
+the reason goes to the request's error line only (reason code `jwt-missing` or `jwt-invalid`, the
+why, `iss`, `kid` and `jti`, never the token).
 
 Checks, in the order of the CDS Hooks best-practices page:
 1. a bearer token whose header names an allow-listed asymmetric `alg` and a `kid`;
@@ -65,12 +66,24 @@ MAX_KIDS_TRIED = 256
 
 
 class Unauthorized(CdsError):
+    """401 without detail to the caller; `detail` (why) and what was seen of the token (`iss`,
+    `kid`, `jti`, never the token) go to the request's error line only."""
+
     status_code = 401
     issue_code = "login"
+    reason = "jwt-invalid"
 
-    def __init__(self, reason: str) -> None:
-        super().__init__("Unauthorized")
-        self.reason = reason
+    def __init__(self, why: str, *, reason: str | None = None) -> None:
+        super().__init__("Unauthorized", reason=reason, detail=why)
+        self.seen = _Seen()
+
+    def log_fields(self) -> dict[str, Any]:
+        return {
+            "detail": self.detail,
+            "iss": _short(self.seen.iss),
+            "kid": _short(self.seen.kid),
+            "jti": _short(self.seen.jti),
+        }
 
 
 class JwksUnavailable(Exception):
@@ -287,16 +300,8 @@ async def authenticate(request: Request) -> None:
     try:
         await _verify(request, settings, seen)
     except Unauthorized as exc:
-        log.warning(
-            "JWT refused",
-            extra={
-                "reason": exc.reason,
-                "path": request.url.path,
-                "iss": _short(seen.iss),
-                "kid": _short(seen.kid),
-                "jti": _short(seen.jti),
-            },
-        )
+        # The request's one error line (telemetry) says why, with what was seen of the token.
+        exc.seen = seen
         raise
 
 
@@ -410,11 +415,11 @@ def _numeric_date(claims: dict[str, Any], name: str, *, required: bool = True) -
 def _bearer_token(request: Request) -> str:
     value = request.headers.get("authorization")
     if not value:
-        raise Unauthorized("no Authorization header")
+        raise Unauthorized("no Authorization header", reason="jwt-missing")
     scheme, _, token = value.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("Authorization is not a bearer token")
+        raise Unauthorized("Authorization is not a bearer token", reason="jwt-missing")
     if len(token) > MAX_TOKEN_CHARS:
         raise Unauthorized("bearer token is too long")
     return token

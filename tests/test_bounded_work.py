@@ -199,6 +199,8 @@ def test_serve_passes_the_connection_limits_to_uvicorn(
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *_, **kwargs: calls.append(kwargs))
     monkeypatch.setattr("cds_service.main.create_app", lambda *_: object())
+    # `--workers 2` sets PROMETHEUS_MULTIPROC_DIR for the workers: not for later tests' servers.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
     assert cli.main(["serve"]) == 0
     assert cli.main(["serve", "--workers", "2", "--limit-concurrency", "50"]) == 0
     single, multi = calls

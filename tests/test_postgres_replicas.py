@@ -247,8 +247,10 @@ def test_two_replicas_share_feedback_and_refuse_each_others_jti(
         fresh = http.post(f"{b.url}{service}", json=body, headers=bearer(key.sign(service)))
         assert fresh.status_code == 200
 
-    reasons = [e.get("reason") for e in b.logs() if e.get("message") == "JWT refused"]
-    assert reasons == ["jti was already used (replay)"]
+    refusals = [e for e in b.logs() if e.get("message") == "error answer" and e["status"] == 401]
+    assert [(e["reason"], e["detail"]) for e in refusals] == [
+        ("jwt-invalid", "jti was already used (replay)")
+    ]
     for replica in (a, b):
         assert token not in replica.log_path.read_text(errors="replace")
     migrated = [e for r in (a, b) for e in r.logs() if e.get("message") == "schema migrated"]

@@ -128,7 +128,12 @@ def assert_bare_401(response: httpx.Response) -> None:
 
 
 def refusal_reasons(records: list[logging.LogRecord]) -> list[str]:
-    return [str(getattr(r, "reason", "")) for r in records if r.getMessage() == "JWT refused"]
+    """Why each refused token was refused: the `detail` of the 401 error lines."""
+    return [
+        str(getattr(r, "detail", ""))
+        for r in records
+        if r.getMessage() == "error answer" and getattr(r, "status", None) == 401
+    ]
 
 
 # ---- accepted -------------------------------------------------------------------------------
@@ -272,7 +277,7 @@ REJECTIONS: dict[str, tuple[Callable[[SigningKey, SigningKey], str | None], str]
         "exp is further away",
     ),
     "typ is not JWT": (lambda es, _rs: es.sign(headers={"typ": "at+jwt"}), "typ is not JWT"),
-    "garbage": (lambda _es, _rs: "not.a.jwt", "malformed JWT"),
+    "garbage": (lambda _es, _rs: "not.a.garbage", "malformed JWT"),
 }
 
 
@@ -682,7 +687,7 @@ def test_committed_sandbox_jwks_is_a_valid_p384_es384_key() -> None:
     for wrong_alg in ("ES256", "RS384"):
         with pytest.raises(Unauthorized) as refused:
             verification_key(keys[SANDBOX_KID], wrong_alg)
-        assert "does not fit" in refused.value.reason
+        assert "does not fit" in (refused.value.detail or "")
 
 
 # ---- configuration --------------------------------------------------------------------------

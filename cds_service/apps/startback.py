@@ -37,6 +37,7 @@ from fastapi.responses import HTMLResponse
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from cds_service import request_context
 from cds_service.config import Settings, is_loopback_url
 from cds_service.deps import SettingsDep
 from cds_service.errors import BadRequest, CdsError
@@ -186,9 +187,11 @@ LaunchDep = Annotated[Launch, Depends(checked_launch)]
 class LaunchRefused(CdsError):
     status_code = 400
     issue_code = "security"
+    reason = "launch-refused"
 
 
 def _refusal_page(message: str) -> HTMLResponse:
+    request_context.note_error(LaunchRefused.reason)
     body = (
         '<!doctype html>\n<html lang="en">\n<head>\n  <meta charset="utf-8">\n'
         '  <meta name="viewport" content="width=device-width, initial-scale=1">\n'

@@ -16,13 +16,21 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     # A UTF-8 byte order mark is allowed before JSON text (RFC 8259 §8.1: parsers may ignore it).
     body = body.removeprefix(b"\xef\xbb\xbf")
     if not body:
-        raise BadRequest("Request body is empty; a JSON object is required", expression=["body"])
+        raise BadRequest(
+            "Request body is empty; a JSON object is required",
+            expression=["body"],
+            reason="body-not-json",
+        )
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc}", expression=["body"]) from exc
+        raise BadRequest(
+            f"Request body is not valid JSON: {exc}", expression=["body"], reason="body-not-json"
+        ) from exc
     if not isinstance(data, dict):
-        raise BadRequest("Request body must be a JSON object", expression=["body"])
+        raise BadRequest(
+            "Request body must be a JSON object", expression=["body"], reason="body-not-object"
+        )
     return data
 
 
@@ -38,6 +46,7 @@ def check_draft_order_count(data: dict[str, Any], limit: int) -> None:
             f"context.draftOrders has {len(entries)} entries; this service takes at most {limit} "
             "draft orders per call",
             expression=["context.draftOrders"],
+            reason="too-many-draft-orders",
         )
 
 

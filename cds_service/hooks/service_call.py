@@ -25,6 +25,7 @@ import orjson
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Request, Response
 
+from cds_service import metrics
 from cds_service.cards.base import RenderContext
 from cds_service.cards.render import render_cards
 from cds_service.config import Settings
@@ -90,6 +91,7 @@ def parse(service: ServiceDefinition, body: bytes, max_draft_orders: int) -> Par
         raise BadRequest(
             f"Service {service.id} answers the {service.hook} hook, not {hook_request.hook}",
             expression=["hook"],
+            reason="wrong-hook",
         )
     if hook_request.fhirAuthorization is not None and not hook_request.fhirServer:
         raise BadRequest("fhirAuthorization requires fhirServer", expression=["fhirServer"])
@@ -172,6 +174,7 @@ def record_cards(
     ]
     if entries:
         card_log.add(entries)
+    metrics.count_cards(answer.topics, answer.indicators)
 
 
 async def _run(offload: bool, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

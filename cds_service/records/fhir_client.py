@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import orjson
 
+from cds_service import metrics
 from cds_service.records.fhir_urls import FhirUrl, UnsafeFhirUrl, check_next
 
 ACCEPTED_ENCODINGS = "gzip, deflate"
@@ -28,9 +29,13 @@ ACCEPTED_ENCODINGS = "gzip, deflate"
 class FhirUnavailable(Exception):
     """The FHIR server could not give the data (unreachable, error status, garbage, too slow)."""
 
+    metric_outcome = "failed"
+
 
 class FhirAnswerTooLarge(FhirUnavailable):
     """One query's answer is larger than CDS_FHIR_MAX_RESPONSE_BYTES (after decompression)."""
+
+    metric_outcome = "too-large"
 
 
 class _Budget:
@@ -140,20 +145,28 @@ class FhirClient:
         return 200, body
 
     async def read(self, path: str) -> dict[str, Any] | None:
-        """GET one resource; None when the server says 404."""
-        status, body = await self._get(f"{self._base}/{path}", _Budget(self._max_bytes))
-        if status == 404 or body is None:
-            return None
-        if body.get("resourceType") == "OperationOutcome":
-            raise FhirUnavailable("FHIR server answered a read with an OperationOutcome")
-        return dict(body)
+        """GET one resource; None when the server says 404. Counted in the FHIR query metrics."""
+        with metrics.FhirQuery(metrics.fhir_resource_label(path)) as query:
+            status, body = await self._get(f"{self._base}/{path}", _Budget(self._max_bytes))
+            if status == 404 or body is None:
+                query.outcome = "not-found"
+                return None
+            if body.get("resourceType") == "OperationOutcome":
+                raise FhirUnavailable("FHIR server answered a read with an OperationOutcome")
+            return dict(body)
 
     async def search(self, path: str) -> list[dict[str, Any]]:
         """GET a search and follow `next` links (up to the page cap); the matched resources."""
-        return await self.search_url(f"{self._base}/{path}")
+        with metrics.FhirQuery(metrics.fhir_resource_label(path)):
+            return await self._search_from(f"{self._base}/{path}")
 
     async def search_url(self, start: str) -> list[dict[str, Any]]:
         """Follow a search from an absolute URL on this server (a prefetch Bundle's `next`)."""
+        relative = start.removeprefix(str(self._base))
+        with metrics.FhirQuery(metrics.fhir_resource_label(relative)):
+            return await self._search_from(start)
+
+    async def _search_from(self, start: str) -> list[dict[str, Any]]:
         url: str | None = start
         budget = _Budget(self._max_bytes)
         resources: list[dict[str, Any]] = []

@@ -20,7 +20,13 @@ from cds_service.config import Settings
 from cds_service.errors import BadRequest, PrefetchUnavailable
 from cds_service.models import HookRequest
 from cds_service.records.data import OPTIONAL_KEYS, DataKey, prefetch_template, render_template
-from cds_service.records.fhir_client import FhirClient, FhirUnavailable, bundle_resources, next_link
+from cds_service.records.fhir_client import (
+    FhirAnswerTooLarge,
+    FhirClient,
+    FhirUnavailable,
+    bundle_resources,
+    next_link,
+)
 from cds_service.records.fhir_urls import UnsafeFhirUrl, parse_base
 
 MEDICATION_ID_CHUNK = 50
@@ -36,39 +42,55 @@ class ResolvedData:
     sources: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Unusable:
+    """Why the request's FHIR server may not be used: the reason code of the 412 it leads to
+    when data is missing, and the words of its OperationOutcome."""
+
+    reason: str
+    why: str
+
+
 def fhir_client_for(
     request: HookRequest, settings: Settings, http: httpx.AsyncClient
-) -> tuple[FhirClient | None, str]:
-    """A client for the request's FHIR server, or None and the reason it may not be used.
+) -> FhirClient | Unusable:
+    """A client for the request's FHIR server, or why it may not be used.
 
     A `fhirServer` that is not a plain http(s) base URL is refused outright (412), whether or
     not its data is needed: nothing is ever sent to it.
     """
     server = request.fhirServer
     if not server:
-        return None, "the request has no fhirServer"
+        return Unusable("prefetch-missing", "the request has no fhirServer")
     try:
         base = parse_base(server)
     except UnsafeFhirUrl as exc:
         raise PrefetchUnavailable(
-            f"fhirServer is not a plain http(s) base URL: it {exc}", expression=["fhirServer"]
+            f"fhirServer is not a plain http(s) base URL: it {exc}",
+            expression=["fhirServer"],
+            reason="fhir-url-unsafe",
+            detail=f"it {exc}",
         ) from None
     if not settings.fhir_server_allowed(str(base)):
-        return None, "fhirServer is not on the service's FHIR allow-list (CDS_FHIR_ALLOWLIST)"
+        return Unusable(
+            "fhir-server-not-allowed",
+            "fhirServer is not on the service's FHIR allow-list (CDS_FHIR_ALLOWLIST)",
+        )
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
     if token is None and not settings.fhir_allow_anonymous:
-        return None, "the request has no fhirAuthorization"
+        return Unusable("prefetch-missing", "the request has no fhirAuthorization")
     if token is not None and not BEARER_TOKEN.fullmatch(token):
         # An HTTP header carries printable ASCII only; anything else cannot be sent as is.
-        return None, "fhirAuthorization.access_token is not a usable bearer token"
-    client = FhirClient(
+        return Unusable(
+            "fhir-token-unusable", "fhirAuthorization.access_token is not a usable bearer token"
+        )
+    return FhirClient(
         http,
         base,
         access_token=token,
         max_pages=settings.fhir_max_pages,
         max_response_bytes=settings.fhir_max_response_bytes,
     )
-    return client, ""
 
 
 async def resolve_data(
@@ -96,6 +118,7 @@ async def resolve_data(
             raise BadRequest(
                 f"prefetch.{key.value} must be a FHIR resource, a Bundle or null",
                 expression=[f"prefetch.{key.value}"],
+                reason="prefetch-invalid",
             )
         if value["resourceType"] == "OperationOutcome":
             to_fetch.append(key)
@@ -106,17 +129,21 @@ async def resolve_data(
         if more:
             to_continue[key] = more
 
-    client, reason = fhir_client_for(request, settings, http)
+    usable = fhir_client_for(request, settings, http)
+    client = usable if isinstance(usable, FhirClient) else None
     if client is None:
         for key in [k for k in to_fetch if k in OPTIONAL_KEYS]:
             to_fetch.remove(key)
             out.resources[key] = []
             out.sources[key.value] = "absent"
-    if to_fetch and client is None:
+    if to_fetch and isinstance(usable, Unusable):
         missing = ", ".join(k.value for k in to_fetch)
         raise PrefetchUnavailable(
-            f"Data needed but not prefetched ({missing}) and the FHIR server cannot be used: {reason}",
+            f"Data needed but not prefetched ({missing}) and the FHIR server cannot be used: "
+            f"{usable.why}",
             expression=[f"prefetch.{k.value}" for k in to_fetch],
+            reason=usable.reason,
+            detail=usable.why,
         )
     for key, url in list(to_continue.items()):
         if client is None:
@@ -131,6 +158,8 @@ async def resolve_data(
             raise PrefetchUnavailable(
                 f"prefetch.{key.value} has a next link the service will not follow: {exc}",
                 expression=[f"prefetch.{key.value}"],
+                reason="fhir-url-unsafe",
+                detail=str(exc),
             ) from None
 
     if client is not None and (to_fetch or to_continue or _unresolved_medications(out, drafts)):
@@ -147,6 +176,7 @@ async def resolve_data(
             raise PrefetchUnavailable(
                 f"The FHIR server did not answer within {settings.fhir_timeout_seconds:g} s",
                 expression=[f"prefetch.{k.value}" for k in [*to_fetch, *to_continue]],
+                reason="fhir-server-timeout",
             ) from exc
     return out
 
@@ -174,6 +204,7 @@ async def _fetch_all(
     results = await asyncio.gather(*jobs, return_exceptions=True)
     failed: list[str] = []
     reasons: list[str] = []
+    too_large = 0
     for key, result in zip([*to_fetch, *to_continue], results, strict=True):
         if isinstance(result, FhirUnavailable) and key in OPTIONAL_KEYS and key in to_fetch:
             # A key the call can do without (a server without Encounter, a token not scoped to
@@ -183,6 +214,7 @@ async def _fetch_all(
         elif isinstance(result, FhirUnavailable):
             failed.append(key.value)
             reasons.append(f"{key.value} ({result})")
+            too_large += isinstance(result, FhirAnswerTooLarge)
         elif isinstance(result, BaseException):
             raise result
         elif key in to_continue:
@@ -192,9 +224,13 @@ async def _fetch_all(
             out.resources[key] = result
             out.sources[key.value] = "fhir"
     if failed:
+        # FhirUnavailable messages are the service's own words (a status, an exception name).
+        why = "; ".join(reasons)
         raise PrefetchUnavailable(
-            f"The FHIR server could not provide: {'; '.join(reasons)}",
+            f"The FHIR server could not provide: {why}",
             expression=[f"prefetch.{k}" for k in failed],
+            reason="fhir-response-too-large" if too_large == len(failed) else "fhir-server-failed",
+            detail=why,
         )
 
 

@@ -33,6 +33,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from cds_service import metrics
 from cds_service.store.db import CardLogEntry, Store
 
 log = logging.getLogger("cds_service.store")
@@ -97,6 +98,7 @@ class CardLogWriter:
         if overflow <= 0:
             return False
         del self._pending[:overflow]
+        metrics.card_log_dropped(overflow)
         self._dropped += overflow
         self._dropped_unreported += overflow
         return True
@@ -181,6 +183,7 @@ class CardLogWriter:
             except TimeoutError:
                 pass
             await self.flush()
+            metrics.card_log_pending(len(self._pending))
             if self._failures:
                 next_at = loop.time() + self._next_wait()
             else:
