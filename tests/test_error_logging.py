@@ -30,6 +30,7 @@ from tests.factories import (
     order_prefetch,
     service_request,
 )
+from tests.jwt_helpers import UNREAD_ISSUERS
 from tests.log_capture import JsonLines, json_lines
 
 HOOK_ROUTE = "/cds-services/{service_id}"
@@ -173,14 +174,14 @@ CASES = {
     ),
     "jwt-missing": Case(
         lambda c, *_: post(c, patient_view()),
-        {"require_auth": True},
+        {"require_auth": True, "trusted_issuers": UNREAD_ISSUERS},
         401,
         "jwt-missing",
         HOOK_ROUTE,
     ),
     "jwt-invalid": Case(
         lambda c, *_: post(c, patient_view(), headers={"Authorization": f"Bearer {JWT}"}),
-        {"require_auth": True},
+        {"require_auth": True, "trusted_issuers": UNREAD_ISSUERS},
         401,
         "jwt-invalid",
         HOOK_ROUTE,
@@ -362,7 +363,7 @@ def b64(value: dict[str, Any]) -> str:
 def test_a_refused_jwt_line_names_what_was_seen_of_it_never_the_token(
     client_factory: Callable[..., TestClient], lines: JsonLines
 ) -> None:
-    client = client_factory(require_auth=True)
+    client = client_factory(require_auth=True, trusted_issuers=UNREAD_ISSUERS)
     header = b64({"alg": "ES384", "kid": "key-1"})
     token = f"{header}.{b64({'iss': 'https://issuer.example'})}.c2lnbmF0dXJl"
     response = post(client, patient_view(), headers={"Authorization": f"Bearer {token}"})

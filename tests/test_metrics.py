@@ -36,6 +36,7 @@ from tests.factories import (
     patient,
     service_request,
 )
+from tests.jwt_helpers import UNREAD_ISSUERS
 from tests.log_capture import parsed_lines
 from tests.serve_command import cds_service_serve
 from tests.servers import stop
@@ -274,7 +275,7 @@ def test_metrics_are_closed_without_a_token_when_auth_is_required(
     client_factory: Callable[..., TestClient],
 ) -> None:
     # As /analytics: no CDS_ADMIN_TOKEN means open only for local development (auth off).
-    client = client_factory(require_auth=True, trusted_issuers={})
+    client = client_factory(require_auth=True, trusted_issuers=UNREAD_ISSUERS)
     assert client.get("/metrics").status_code == 401
 
 
@@ -356,7 +357,10 @@ def test_two_workers_metrics_add_up_across_workers(tmp_path: Path) -> None:
     assert not directory.exists()
     # Parent and workers wrote JSON lines only, from start-up to shutdown.
     messages = [line["message"] for line in parsed_lines(served.log_path)]
-    assert messages[0].startswith("Uvicorn running on") or "Started parent process" in messages[0]
+    # The parent's own start-up (settings checked, schema migrated) comes before uvicorn's.
+    parent = next(i for i, m in enumerate(messages) if m.startswith("Started parent process"))
+    assert messages.index("cds-service starting") < parent
+    assert any(m.startswith("Uvicorn running on") for m in messages)
     assert messages[-1].startswith("Stopping parent process")
 
 
