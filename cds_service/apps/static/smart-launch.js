@@ -206,5 +206,13 @@ window.SmartLaunch = (() => {
     }
   }
 
-  return { begin, authHeaders, showPatient, outcomeText };
+  // "Type/id" of a resource a FHIR server just created: from the body, else Location.
+  function savedReference(response, created) {
+    if (created && created.resourceType && created.id) return `${created.resourceType}/${created.id}`;
+    const location = response.headers.get("Location") || response.headers.get("Content-Location") || "";
+    const match = location.match(/([A-Za-z]+\/[A-Za-z0-9\-.]{1,64})(\/_history\/[^/]+)?\/?$/);
+    return match ? match[1] : null;
+  }
+
+  return { begin, authHeaders, showPatient, outcomeText, savedReference };
 })();

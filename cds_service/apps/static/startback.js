@@ -134,13 +134,6 @@
 
   // ---- saving to the FHIR server ----------------------------------------------------------
 
-  function referenceFrom(response, created) {
-    if (created && created.resourceType && created.id) return `${created.resourceType}/${created.id}`;
-    const location = response.headers.get("Location") || response.headers.get("Content-Location") || "";
-    const match = location.match(/([A-Za-z]+\/[A-Za-z0-9\-.]{1,64})(\/_history\/[^/]+)?\/?$/);
-    return match ? match[1] : null;
-  }
-
   async function saveOneByOne(bundle) {
     // For servers without transactions: POST in order, swapping each urn:uuid for the new id.
     const created = {};
@@ -156,7 +149,7 @@
       if (!response.ok) throw new Error(`Saving the ${entry.resource.resourceType} failed (HTTP ${response.status}).`);
       let body = null;
       try { body = await response.json(); } catch (error) { body = null; }
-      const reference = referenceFrom(response, body);
+      const reference = SmartLaunch.savedReference(response, body);
       if (!reference) throw new Error(`The FHIR server did not say where it saved the ${entry.resource.resourceType}.`);
       created[entry.fullUrl] = reference;
       references.push(reference);
