@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cds_service import __version__, openapi
 from cds_service.admin import analytics, docs
 from cds_service.apps import red_flags as red_flags_app
+from cds_service.apps import self_care
 from cds_service.apps import startback as startback_app
 from cds_service.config import Settings, get_settings, is_loopback_url
 from cds_service.errors import CdsError, ServiceUnavailable, operation_outcome, pydantic_location
@@ -171,6 +172,7 @@ def create_app(
     app.include_router(analytics.router)
     app.include_router(startback_app.router)
     app.include_router(red_flags_app.router)
+    app.include_router(self_care.router)
     app.include_router(docs.router)
     return app
 

@@ -109,6 +109,7 @@ def test_no_422_anywhere_and_errors_are_operation_outcomes(client) -> None:
         ("post", "/apps/red-flags/response", {"200", "400", "413"}),
         ("get", "/apps/red-flags/config", {"200", "400"}),
         ("get", "/apps/red-flags", {"200", "400"}),
+        ("get", "/apps/self-care", {"200", "304"}),
         ("get", "/healthz", {"200"}),
     ],
 )

@@ -12,6 +12,7 @@ from cds_service.cards.base import (
     override_reason,
     suggestion,
 )
+from cds_service.cards.self_care import self_care_link
 from cds_service.logic.findings import Finding
 from cds_service.logic.rules.imaging import ImagingFinding
 from cds_service.models import Card, Link
@@ -127,5 +128,5 @@ def render(finding: Finding, ctx: RenderContext) -> Card:
             override_reason(*overrides.FAILED_CONSERVATIVE_CARE),
             override_reason(*overrides.SURGERY_CANDIDATE),
         ),
-        links=_screen_links(finding, ctx),
+        links=[*_screen_links(finding, ctx), self_care_link(ctx)],
     )
