@@ -20,6 +20,7 @@ from tests.factories import (
     order_prefetch,
     service_request,
 )
+from tests.jwt_helpers import UNREAD_ISSUERS
 
 BASE = "http://localhost:8123"
 CANONICAL = f"{BASE}/fhir/Questionnaire/lbp-red-flag-screen"
@@ -213,7 +214,11 @@ EHR_FHIR = "https://ehr.example.org/fhir"
 
 @pytest.fixture
 def prod_app(client_factory):
-    return client_factory(require_auth=True, fhir_allowlist=[EHR_FHIR, "http://127.0.0.1"])
+    return client_factory(
+        require_auth=True,
+        trusted_issuers=UNREAD_ISSUERS,
+        fhir_allowlist=[EHR_FHIR, "http://127.0.0.1"],
+    )
 
 
 def assert_refused_page(response, words: str) -> None:
