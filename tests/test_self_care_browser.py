@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import chromium
+from tests.browser import chromium, screenshot
 from tests.servers import running_service
 
 pytestmark = pytest.mark.browser
@@ -108,6 +108,20 @@ def test_at_375_px_there_is_no_horizontal_scroll(browser: Any, service: str) -> 
         assert contrast(color, background) >= MIN_CONTRAST, (selector, color, background)
     assert all(url.startswith(service) for url in requests), requests  # nothing external
     assert errors == []
+    page.context.close()
+
+
+def test_on_a_desktop_screen_the_plan_is_one_centred_column_of_readable_width(
+    browser: Any, service: str, tmp_path: Path
+) -> None:
+    page, _, errors = open_plan(browser, service, 1280)
+    box = page.locator("main").bounding_box()
+    assert box is not None
+    # At most 44rem (704 px) wide, not the whole screen: lines of about 80 characters.
+    assert 600 <= box["width"] <= 44 * 16
+    assert abs(box["x"] - (1280 - box["x"] - box["width"])) <= 20  # centred
+    assert errors == []
+    screenshot(page, tmp_path, "self-care-page.png")  # the README picture
     page.context.close()
 
 

@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cds_service.config import Settings
-from tests.browser import chromium
+from tests.browser import chromium, screenshot
 from tests.conftest import StartedClients
 from tests.contract import assert_response_contract
 from tests.factories import SNOMED, hook_request, service_request
@@ -147,7 +147,11 @@ def no_horizontal_scroll(page: Any) -> bool:
 
 
 def test_a_yes_to_saddle_anaesthesia_is_saved_and_silences_the_imaging_warning(
-    fhir_server: FhirServer, service: str, browser: Any, started_clients: StartedClients
+    fhir_server: FhirServer,
+    service: str,
+    browser: Any,
+    started_clients: StartedClients,
+    tmp_path: Path,
 ) -> None:
     patient_id = "rf-browser-yes"
     back_pain_patient(fhir_server, patient_id)
@@ -167,6 +171,7 @@ def test_a_yes_to_saddle_anaesthesia_is_saved_and_silences_the_imaging_warning(
     page.get_by_role("button", name="Save to the patient record").click()
     resource = saved_response(page, fhir_server)
     assert no_horizontal_scroll(page)
+    screenshot(page, tmp_path, "red-flag-app.png")  # the README picture: 375 px, one "yes", saved
     page.close()
 
     assert resource["status"] == "completed"
