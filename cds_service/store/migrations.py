@@ -19,13 +19,16 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     Column,
+    Date,
     DateTime,
     Engine,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    exists,
     insert,
     select,
     text,
@@ -94,7 +97,76 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial tables", _v1_initial),)
+def _v2_analytics_rollup(conn: Connection) -> None:
+    """Analytics kept as weekly counts (store/rollup.py) so /analytics reads a few hundred rows,
+    not the card log; every card and feedback item is queued once for them. Retention prunes
+    feedback by received_at, hence its index."""
+    m = MetaData()
+    Table(
+        "analytics_cards",
+        m,
+        Column("week", Date, primary_key=True),
+        Column("topic", String(100), primary_key=True),
+        Column("issued", Integer, nullable=False),
+        Column("feedback_items", Integer, nullable=False),
+        Column("accepted", Integer, nullable=False),
+        Column("overridden", Integer, nullable=False),
+    )
+    Table(
+        "analytics_reasons",
+        m,
+        Column("week", Date, primary_key=True),
+        Column("key_hash", String(64), primary_key=True),
+        Column("topic", String(100), nullable=True),
+        Column("override_system", Text, nullable=True),
+        Column("override_code", Text, nullable=True),
+        Column("override_display", Text, nullable=True),
+        Column("overrides", Integer, nullable=False),
+    )
+    Table(
+        "analytics_unknown",
+        m,
+        Column("week", Date, primary_key=True),
+        Column("items", Integer, nullable=False),
+        Column("cards", Integer, nullable=False),
+        Column("accepted", Integer, nullable=False),
+        Column("overridden", Integer, nullable=False),
+    )
+    pending_cards = Table(
+        "analytics_pending_cards", m, Column("card_uuid", String(64), primary_key=True)
+    )
+    pending_feedback = Table(
+        "analytics_pending_feedback",
+        m,
+        Column("feedback_id", Integer, primary_key=True, autoincrement=False),
+    )
+    m.create_all(conn, checkfirst=True)
+    existing = MetaData()
+    card_log = Table("card_log", existing, Column("card_uuid", String(64)))
+    feedback = Table(
+        "feedback", existing, Column("id", Integer), Column("received_at", DateTime(timezone=True))
+    )
+    Index("ix_feedback_received_at", feedback.c.received_at).create(conn, checkfirst=True)
+    # What was stored before this version is counted like what comes after it (a database
+    # made by create_all() may already queue some).
+    queued_cards = pending_cards.c.card_uuid == card_log.c.card_uuid
+    conn.execute(
+        pending_cards.insert().from_select(
+            ["card_uuid"], select(card_log.c.card_uuid).where(~exists().where(queued_cards))
+        )
+    )
+    queued_items = pending_feedback.c.feedback_id == feedback.c.id
+    conn.execute(
+        pending_feedback.insert().from_select(
+            ["feedback_id"], select(feedback.c.id).where(~exists().where(queued_items))
+        )
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial tables", _v1_initial),
+    Migration(2, "analytics rollup and retention index", _v2_analytics_rollup),
+)
 
 
 def migrate(engine: Engine) -> list[int]:
