@@ -28,6 +28,7 @@ from cds_service.responses import json_response
 from cds_service.security import JwksCache, check_trusted_issuers
 from cds_service.store.card_log_writer import CardLogWriter
 from cds_service.store.db import Store
+from cds_service.store.maintenance import StoreMaintenance
 
 log = logging.getLogger("cds_service")
 
@@ -90,12 +91,17 @@ def create_app(
             card_log = CardLogWriter(store)
             app.state.card_log = card_log
             card_log.start()
+            maintenance = StoreMaintenance(
+                store, retention_days=settings.retention_days, clock=app.state.clock
+            )
+            maintenance.start()
             try:
                 yield
             finally:
                 # The card log is written before the store closes (uvicorn has answered every
                 # call in flight by now); see card_log_writer for what a stop guarantees.
                 try:
+                    await maintenance.stop()
                     await card_log.stop()
                 finally:
                     store.close()
