@@ -1,6 +1,6 @@
-"""How often each card fires, and whether clinicians accept or override it. Pure: the counts
-the database keeps per week and topic in (store/rollup.py, which counts by these definitions),
-a Summary out (the page and the CSV render the Summary).
+"""How often each card fires, and whether clinicians accept or override it. Pure: in, the counts
+the database keeps per week and topic (store/rollup.py keeps them by these definitions); out, a
+Summary (the page and the CSV render it).
 
 Definitions, also printed on the page:
 - Week: the ISO week (Monday to Sunday, UTC) of the card's `issued_at`. The window is the last
@@ -15,8 +15,9 @@ Definitions, also printed on the page:
   The display shown is the service's own for its own codes (urn:lbp-cds:override-reason;
   EHRs may send none), else the display most often received with the code (of equally common
   ones, the first in alphabetical order).
-- Feedback for a card uuid the card log does not hold (issued elsewhere, or never issued) is
-  counted apart and never joins a topic's rates.
+- Feedback for a card uuid the card log does not hold (issued elsewhere, never issued, or
+  pruned by retention) is counted apart, when received from the window's first Monday on, and
+  never joins a topic's rates.
 """
 
 from __future__ import annotations
