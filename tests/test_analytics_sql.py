@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
 from cds_service.analytics.aggregate import (
     ReasonCount,
@@ -29,7 +30,7 @@ from cds_service.analytics.aggregate import (
 )
 from cds_service.cards.override_reasons import OVERRIDE_REASON_SYSTEM, own_display
 from cds_service.logic.findings import Topic
-from cds_service.store import retention, rollup
+from cds_service.store import db, migrations, retention, rollup
 from cds_service.store.db import CardLogEntry, Store
 from tests.postgres import bindir_or_skip, create_database, running_postgres
 
@@ -218,12 +219,15 @@ def postgres_cluster() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Store]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'analytics.db'}"
-    else:
-        url = create_database(request.getfixturevalue("postgres_cluster"))
-    store = Store(url)
+        return f"sqlite:///{tmp_path / 'analytics.db'}"
+    return create_database(request.getfixturevalue("postgres_cluster"))
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store(database_url)
     store.migrate()
     yield store
     store.close()
@@ -279,3 +283,53 @@ def test_a_busy_lock_is_skipped_when_asked_not_to_wait(store: Store) -> None:
             assert rollup.catch_up(store, wait=False) is None
         holder.rollback()
     assert rollup.catch_up(store, wait=False) == 1
+
+
+def test_rows_stored_before_the_counts_existed_are_counted(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cards, items = scenario(6)
+    store = Store(database_url)
+    try:
+        with monkeypatch.context() as before_version_2:
+            before_version_2.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+            assert store.migrate() == [1]
+        # What the card log writer and the feedback route stored under version 1.
+        with store.engine.begin() as conn:
+            conn.execute(
+                insert(db.card_log),
+                [
+                    {
+                        "card_uuid": c.uuid,
+                        "service_id": "lbp-order-sign",
+                        "topic": c.topic,
+                        "indicator": "warning",
+                        "hook_instance": "h",
+                        "issued_at": c.issued_at,
+                    }
+                    for c in cards
+                ],
+            )
+            conn.execute(
+                insert(db.feedback),
+                [
+                    {
+                        "dedupe_key": f"item-{n}",
+                        "service_id": "lbp-order-sign",
+                        "card_uuid": i.card,
+                        "outcome": i.outcome,
+                        "override_system": i.system,
+                        "override_code": i.code,
+                        "override_display": i.display,
+                        "outcome_timestamp": f"t{n}",
+                        "received_at": i.received_at,
+                    }
+                    for n, i in enumerate(items)
+                ],
+            )
+        assert store.migrate() == [2]
+        for weeks in WINDOWS:
+            window = Window.ending(TODAY, weeks)
+            assert from_the_store(store, window) == expected(cards, items, window), weeks
+    finally:
+        store.close()

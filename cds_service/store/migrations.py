@@ -28,7 +28,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    exists,
     insert,
     select,
     text,
@@ -99,8 +98,9 @@ class Migration:
 
 def _v2_analytics_rollup(conn: Connection) -> None:
     """Analytics kept as weekly counts (store/rollup.py) so /analytics reads a few hundred rows,
-    not the card log; every card and feedback item is queued once for them. Retention prunes
-    feedback by received_at, hence its index."""
+    not the card log: the counts and the queue of rows not yet counted. Rows stored before this
+    version are counted by the first catch-up, which finds the counts empty and recounts. Retention
+    prunes feedback by received_at, hence its index."""
     m = MetaData()
     Table(
         "analytics_cards",
@@ -132,35 +132,15 @@ def _v2_analytics_rollup(conn: Connection) -> None:
         Column("accepted", Integer, nullable=False),
         Column("overridden", Integer, nullable=False),
     )
-    pending_cards = Table(
-        "analytics_pending_cards", m, Column("card_uuid", String(64), primary_key=True)
-    )
-    pending_feedback = Table(
+    Table("analytics_pending_cards", m, Column("card_uuid", String(64), primary_key=True))
+    Table(
         "analytics_pending_feedback",
         m,
         Column("feedback_id", Integer, primary_key=True, autoincrement=False),
     )
     m.create_all(conn, checkfirst=True)
-    existing = MetaData()
-    card_log = Table("card_log", existing, Column("card_uuid", String(64)))
-    feedback = Table(
-        "feedback", existing, Column("id", Integer), Column("received_at", DateTime(timezone=True))
-    )
+    feedback = Table("feedback", MetaData(), Column("received_at", DateTime(timezone=True)))
     Index("ix_feedback_received_at", feedback.c.received_at).create(conn, checkfirst=True)
-    # What was stored before this version is counted like what comes after it (a database
-    # made by create_all() may already queue some).
-    queued_cards = pending_cards.c.card_uuid == card_log.c.card_uuid
-    conn.execute(
-        pending_cards.insert().from_select(
-            ["card_uuid"], select(card_log.c.card_uuid).where(~exists().where(queued_cards))
-        )
-    )
-    queued_items = pending_feedback.c.feedback_id == feedback.c.id
-    conn.execute(
-        pending_feedback.insert().from_select(
-            ["feedback_id"], select(feedback.c.id).where(~exists().where(queued_items))
-        )
-    )
 
 
 MIGRATIONS: tuple[Migration, ...] = (
