@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     jwks_cache_ttl_seconds: int = Field(3600, ge=0)
     jwt_leeway_seconds: int = Field(60, ge=0, le=300)
     jti_ttl_seconds: int = Field(3600, ge=3600)
+    retention_days: int = Field(400, ge=1)
     smart_client_id: str = "lbp-cds-startback"
     log_level: str = "INFO"
     rules: RuleConfig = Field(default_factory=RuleConfig)

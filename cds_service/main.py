@@ -31,6 +31,7 @@ from cds_service.security import JwksCache
 from cds_service.settings_check import check_settings, load_settings, log_settings_warnings
 from cds_service.store.card_log_writer import CardLogWriter
 from cds_service.store.db import Store
+from cds_service.store.maintenance import StoreMaintenance
 from cds_service.store.setup import ensure_data_dir
 from cds_service.telemetry import RequestTelemetry, status_reason
 
@@ -81,13 +82,20 @@ def create_app(
             card_log = CardLogWriter(store)
             app.state.card_log = card_log
             card_log.start()
+            maintenance = StoreMaintenance(
+                store, retention_days=settings.retention_days, clock=app.state.clock
+            )
+            maintenance.start()
             try:
                 yield
             finally:
                 # The card log is written before the store closes (uvicorn has answered every
                 # call in flight by now); see card_log_writer for what a stop guarantees.
                 try:
-                    await card_log.stop()
+                    try:
+                        await maintenance.stop()
+                    finally:
+                        await card_log.stop()
                 finally:
                     store.close()
                     metrics.forget_this_process()

@@ -15,9 +15,13 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
 
 from tests.servers import free_port
 
@@ -111,3 +115,27 @@ def _stop(bindir: Path, data: Path, as_user: list[str]) -> None:
             os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
         except (ValueError, ProcessLookupError, PermissionError):
             pass
+
+
+def bindir_or_skip() -> Path:
+    """The server binaries; a test without them is skipped (a failure under CI, where
+    `make test` installs them)."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        message = "PostgreSQL server binaries are not installed (/usr/lib/postgresql/*/bin)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message + "; `make test` installs them")
+    return bindir
+
+
+def create_database(cluster_url: str) -> str:
+    """A fresh, empty database on the cluster at `cluster_url`; its URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(
+        cluster_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return cluster_url.rsplit("/", 1)[0] + "/" + name

@@ -5,12 +5,16 @@ from __future__ import annotations
 import ast
 import csv
 import io
+import tempfile
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cds_service.analytics.aggregate import Window, summarise, week_start
+from cds_service.analytics import aggregate
+from cds_service.analytics.aggregate import Summary, Window, week_start
 from cds_service.analytics.charts import reason_label
 from cds_service.analytics.page import CSV_COLUMNS, render_csv, render_page
 from cds_service.cards import base
@@ -19,6 +23,7 @@ from cds_service.cards.override_reasons import (
     OVERRIDE_REASON_SYSTEM,
     own_display,
 )
+from cds_service.store import rollup
 from cds_service.store.db import CardLogEntry, Store
 from tests.factories import TODAY
 from tests.jwt_helpers import UNREAD_ISSUERS
@@ -55,6 +60,54 @@ def fb(
         "override_code": code,
         "override_display": display,
     }
+
+
+def summarise(
+    cards: Iterable[dict[str, Any]],
+    feedback: Iterable[dict[str, Any]],
+    *,
+    today: date,
+    weeks: int,
+) -> Summary:
+    """What /analytics shows for these rows: they are written to a fresh SQLite store (feedback
+    in this order, received today), whose counts for the window are summarised."""
+    window = Window.ending(today, weeks)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(f"sqlite:///{Path(tmp) / 'analytics.db'}")
+        try:
+            store.migrate()
+            store.log_cards(
+                [
+                    CardLogEntry(
+                        c["card_uuid"],
+                        "lbp-order-sign",
+                        c["topic"],
+                        c["indicator"],
+                        "h",
+                        c["issued_at"],
+                    )
+                    for c in cards
+                ]
+            )
+            for n, row in enumerate(feedback):
+                reason = {
+                    k: row[f"override_{k}"]
+                    for k in ("system", "code", "display")
+                    if row[f"override_{k}"] is not None
+                }
+                item: dict[str, Any] = {
+                    "card": row["card_uuid"],
+                    "outcome": row["outcome"],
+                    # Unique per row: the store keeps an item repeated verbatim once.
+                    "outcomeTimestamp": f"2026-11-22T00:00:{n:02d}Z",
+                }
+                if reason:
+                    item["overrideReason"] = {"reason": reason}
+                store.save_feedback("lbp-order-sign", [item], received_at=at(today))
+            counts = rollup.read_weeks(store, window.weeks[0], window.weeks[-1])
+        finally:
+            store.close()
+    return aggregate.summarise(counts, window)
 
 
 # ---- weeks ------------------------------------------------------------------------------
@@ -250,7 +303,7 @@ def test_page_escapes_what_ehrs_sent_and_shows_every_topic() -> None:
 # ---- store queries ------------------------------------------------------------------------------
 
 
-def test_store_reads_cards_of_the_window_and_feedback_with_its_topic(tmp_path) -> None:
+def test_store_counts_cards_of_the_window_and_feedback_with_its_topic(tmp_path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'a.db'}")
     store.migrate()
     since = datetime(2026, 11, 9, tzinfo=UTC)
@@ -278,13 +331,19 @@ def test_store_reads_cards_of_the_window_and_feedback_with_its_topic(tmp_path) -
             },
             {**item, "card": "ghost", "outcome": "accepted"},
         ],
+        received_at=datetime(2026, 11, 20, 10, tzinfo=UTC),
     )
-    cards = store.cards_issued_since(since)
-    assert [c["card_uuid"] for c in cards] == ["new"]
-    rows = store.feedback_since(since)
-    assert [(r["card_uuid"], r["topic"]) for r in rows] == [("new", IMAGING), ("ghost", None)]
-    assert rows[0]["override_code"] == "c"
-    assert all("user_comment" not in r for r in rows)
+    counts = rollup.read_weeks(store, since.date(), since.date() + timedelta(weeks=1))
+    assert [(r["week"], r["topic"], r["issued"]) for r in counts["weekly"]] == [
+        (since.date(), IMAGING, 1)
+    ]
+    assert counts["weekly"][0]["overridden"] == 1
+    assert counts["weekly"][0]["feedback_items"] == 1  # the "old" card's feedback is not
+    assert counts["reasons"] == [
+        {"topic": IMAGING, "system": "urn:s", "code": "c", "display": "d", "count": 1}
+    ]
+    assert counts["unknown"] == {"items": 1, "cards": 1, "accepted": 1, "overridden": 0}
+    assert "free text" not in repr(counts)
     store.close()
 
 

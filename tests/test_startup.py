@@ -22,12 +22,17 @@ import pytest
 from cds_service.config import DEFAULT_PUBLIC_BASE_URL, Settings
 from cds_service.settings_check import env_variable, load_settings
 from cds_service.startup import PUBLIC_BASE_URL_HINT, Served, prepare_to_serve
+from cds_service.store.migrations import MIGRATIONS
 from tests.factories import back_pain, chart_prefetch, hook_request
 from tests.servers import ROOT, free_port, wait_until_ready
 
 # Generous: a start-up that hangs (workers restarting forever) fails the test, it is not timed.
 EXIT_TIMEOUT_SECONDS = 120
 PASSWORD = "s3cret-pw"
+
+# Every schema version this code knows: a fresh database gets them all, once.
+ALL_VERSIONS = [m.version for m in MIGRATIONS]
+ALL_VERSIONS_TEXT = ", ".join(map(str, ALL_VERSIONS))
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,7 @@ def test_default_database_is_created_in_the_data_dir(served_on_a_port: Running) 
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
     with sqlite3.connect(data_dir / "cds-service.db") as db:
         versions = [row[0] for row in db.execute("SELECT version FROM schema_migrations")]
-    assert versions == [1]
+    assert versions == ALL_VERSIONS
 
 
 def start_up_lines(log_path: Path) -> list[dict[str, Any]]:
@@ -214,7 +219,7 @@ def test_one_start_up_line_says_what_is_served(served_on_a_port: Running) -> Non
     assert line["data_dir"] == str(data_dir)
     assert line["workers"] == 2
     assert line["auth"] == "off"
-    assert line["migrations_applied"] == [1]
+    assert line["migrations_applied"] == ALL_VERSIONS
     assert line["version"]
     assert "note" not in line  # a loopback --host needs no CDS_PUBLIC_BASE_URL
 
@@ -241,7 +246,7 @@ def test_public_base_url_from_a_wildcard_host_is_loopback_with_a_hint(operator_e
     assert ready.settings.public_base_url == "http://127.0.0.1:9401"
     assert os.environ["CDS_PUBLIC_BASE_URL"] == "http://127.0.0.1:9401"  # what workers read
     assert ready.hint == PUBLIC_BASE_URL_HINT
-    assert ready.migrations_applied == [1]
+    assert ready.migrations_applied == ALL_VERSIONS
     assert (operator_env / "cds-service.db").is_file()
 
 
@@ -322,7 +327,7 @@ def test_migrate_applies_once_then_finds_nothing_to_do(tmp_path: Path) -> None:
 
     first = run_cli(["migrate"], env)
     assert (first.returncode, first.stderr) == (0, "")
-    assert first.stdout.startswith("applied migrations 1 to sqlite:///")
+    assert first.stdout.startswith(f"applied migrations {ALL_VERSIONS_TEXT} to sqlite:///")
     with sqlite3.connect(database) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert {"schema_migrations", "feedback", "card_log", "jwt_replay"} <= tables
@@ -331,7 +336,9 @@ def test_migrate_applies_once_then_finds_nothing_to_do(tmp_path: Path) -> None:
     assert (again.returncode, again.stderr) == (0, "")
     assert again.stdout.startswith("nothing to apply")
     with sqlite3.connect(database) as db:
-        assert [row[0] for row in db.execute("SELECT version FROM schema_migrations")] == [1]
+        assert [
+            row[0] for row in db.execute("SELECT version FROM schema_migrations")
+        ] == ALL_VERSIONS
 
 
 @pytest.mark.parametrize(

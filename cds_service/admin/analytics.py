@@ -19,6 +19,7 @@ from cds_service.admin.auth import admin_allowed
 from cds_service.analytics.aggregate import Summary, Window, summarise
 from cds_service.analytics.page import render_csv, render_page
 from cds_service.deps import ClockDep, SettingsDep, StoreDep, local_date
+from cds_service.store import rollup
 
 router = APIRouter(tags=["analytics"])
 
@@ -60,10 +61,9 @@ async def _figures(
     if not admin_allowed(request, settings):
         return None
     today = local_date(clock())
-    since = Window.ending(today, weeks).since
-    cards = await run_in_threadpool(store.cards_issued_since, since)
-    feedback = await run_in_threadpool(store.feedback_since, since)
-    return _Figures(today, summarise(cards, feedback, today=today, weeks=weeks))
+    window = Window.ending(today, weeks)
+    counts = await run_in_threadpool(rollup.read_weeks, store, window.weeks[0], window.weeks[-1])
+    return _Figures(today, summarise(counts, window))
 
 
 FiguresDep = Annotated[_Figures | None, Depends(_figures)]

@@ -1,5 +1,6 @@
-"""How often each card fires, and whether clinicians accept or override it. Pure: rows in,
-a Summary out (the store reads the rows; the page and the CSV render the Summary).
+"""How often each card fires, and whether clinicians accept or override it. Pure: in, the counts
+the database keeps per week and topic (store/rollup.py keeps them by these definitions); out, a
+Summary (the page and the CSV render it).
 
 Definitions, also printed on the page:
 - Week: the ISO week (Monday to Sunday, UTC) of the card's `issued_at`. The window is the last
@@ -12,9 +13,11 @@ Definitions, also printed on the page:
 - Override reasons: each overridden feedback item counts once (items repeated verbatim are stored
   once), grouped by topic, reason system and code; an override without a reason is its own row.
   The display shown is the service's own for its own codes (urn:lbp-cds:override-reason;
-  EHRs may send none), else the display most often received with the code.
-- Feedback for a card uuid the card log does not hold (issued elsewhere, or never issued) is
-  counted apart and never joins a topic's rates.
+  EHRs may send none), else the display most often received with the code (of equally common
+  ones, the first in alphabetical order).
+- Feedback for a card uuid the card log does not hold (issued elsewhere, never issued, or
+  pruned by retention) is counted apart, when received from the window's first Monday on, and
+  never joins a topic's rates.
 """
 
 from __future__ import annotations
@@ -27,14 +30,6 @@ from typing import Any
 
 from cds_service.cards.override_reasons import own_display
 from cds_service.logic.findings import Topic
-
-ACCEPTED = "accepted"
-OVERRIDDEN = "overridden"
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; the service always writes UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def week_start(day: date) -> date:
@@ -122,88 +117,63 @@ def _topic_order(found: Iterable[str]) -> tuple[str, ...]:
     return (*contract, *sorted(set(found) - set(contract)))
 
 
-def summarise(
-    cards: Iterable[Mapping[str, Any]],
-    feedback: Iterable[Mapping[str, Any]],
-    *,
-    today: date,
-    weeks: int,
-) -> Summary:
-    """Cards (card_uuid, topic, issued_at) and feedback rows (card_uuid, outcome, override_*,
-    topic: None for an unknown card; in the order received) -> the Summary of the window."""
-    window = Window.ending(today, weeks)
+def summarise(counts: Mapping[str, Any], window: Window) -> Summary:
+    """The store's counts for `window` (store/rollup.py `read_weeks`: `weekly` rows per week and
+    topic, `reasons` per topic and coding, `unknown`) -> the Summary of the window."""
     shown = set(window.weeks)
-    topic_of: dict[str, str] = {}
     weekly: Counter[tuple[str, date]] = Counter()
-    for card in cards:
-        week = week_start(as_utc(card["issued_at"]).date())
-        if week not in shown:
+    issued: Counter[str] = Counter()
+    accepted: Counter[str] = Counter()
+    overridden: Counter[str] = Counter()
+    items = 0
+    for row in counts["weekly"]:
+        topic, week = row["topic"], row["week"]
+        if week not in shown or not row["issued"]:
             continue
-        topic_of[card["card_uuid"]] = card["topic"]
-        weekly[(card["topic"], week)] += 1
+        weekly[(topic, week)] += row["issued"]
+        issued[topic] += row["issued"]
+        accepted[topic] += row["accepted"]
+        overridden[topic] += row["overridden"]
+        items += row["feedback_items"]
 
-    last_outcome: dict[str, str] = {}
-    unknown_items = unknown_accepted = unknown_overridden = 0
-    unknown_cards: set[str] = set()
     reason_counts: Counter[tuple[str | None, str | None, str | None]] = Counter()
     displays: dict[tuple[str | None, str | None, str | None], Counter[str]] = {}
-    items = 0
-    for row in feedback:
-        uuid, outcome = row["card_uuid"], row["outcome"]
-        known = uuid in topic_of
-        if not known and row.get("topic") is not None:
-            continue  # a card issued before the window
-        items += 1
-        topic = topic_of.get(uuid)
-        if known:
-            last_outcome[uuid] = outcome
-        else:
-            unknown_items += 1
-            unknown_cards.add(uuid)
-            unknown_accepted += outcome == ACCEPTED
-            unknown_overridden += outcome == OVERRIDDEN
-        if outcome == OVERRIDDEN:
-            code = row.get("override_code")
-            key = (topic, row.get("override_system") if code else None, code)
-            reason_counts[key] += 1
-            if row.get("override_display"):
-                displays.setdefault(key, Counter())[row["override_display"]] += 1
+    for row in counts["reasons"]:
+        key = (row["topic"], row["system"], row["code"])
+        reason_counts[key] += row["count"]
+        if row["display"]:
+            displays.setdefault(key, Counter())[row["display"]] += row["count"]
 
-    topics = _topic_order(topic_of.values())
-    issued = Counter(topic_of.values())
-    accepted = Counter(topic_of[u] for u, o in last_outcome.items() if o == ACCEPTED)
-    overridden = Counter(topic_of[u] for u, o in last_outcome.items() if o == OVERRIDDEN)
+    def display(topic: str | None, system: str | None, code: str | None) -> str | None:
+        sent = displays.get((topic, system, code))
+        if not sent:
+            return None
+        return min(sent, key=lambda text: (-sent[text], text))
+
+    topics = _topic_order(issued)
     outcomes = tuple(TopicOutcome(t, issued[t], accepted[t], overridden[t]) for t in topics)
     reasons = tuple(
         ReasonCount(
             topic=topic,
             system=system,
             code=code,
-            display=own_display(system, code)
-            or (
-                displays[(topic, system, code)].most_common(1)[0][0]
-                if (topic, system, code) in displays
-                else None
-            ),
+            display=own_display(system, code) or display(topic, system, code),
             count=count,
         )
         for (topic, system, code), count in sorted(
             reason_counts.items(),
             key=lambda kv: (-kv[1], kv[0][0] or "~", kv[0][2] or "~", kv[0][1] or ""),
         )
+        if count
     )
+    unknown = UnknownCardFeedback(**{k: int(v) for k, v in counts["unknown"].items()})
     return Summary(
         window=window,
         topics=topics,
         weekly=dict(weekly),
         outcomes=outcomes,
         reasons=reasons,
-        unknown=UnknownCardFeedback(
-            items=unknown_items,
-            cards=len(unknown_cards),
-            accepted=unknown_accepted,
-            overridden=unknown_overridden,
-        ),
+        unknown=unknown,
         cards_issued=sum(issued.values()),
-        feedback_items=items,
+        feedback_items=items + unknown.items,
     )

@@ -27,19 +27,19 @@ from typing import Any, ParamSpec, TypeVar
 import orjson
 from sqlalchemy import (
     Column,
+    Date,
     DateTime,
     Engine,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
-    and_,
     create_engine,
     delete,
     event,
     make_url,
-    or_,
     select,
     text,
 )
@@ -142,6 +142,53 @@ jwt_replay = Table(
     Column("key", String(64), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
 )
+Index("ix_feedback_received_at", feedback.c.received_at)
+
+# Analytics as weekly counts, kept by store/rollup.py from the cards and feedback queued below.
+analytics_cards = Table(
+    "analytics_cards",
+    metadata,
+    Column("week", Date, primary_key=True),
+    Column("topic", String(100), primary_key=True),
+    Column("issued", Integer, nullable=False),
+    Column("feedback_items", Integer, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("overridden", Integer, nullable=False),
+)
+
+analytics_reasons = Table(
+    "analytics_reasons",
+    metadata,
+    Column("week", Date, primary_key=True),
+    # sha256 of (topic, system, code, display): codings can be 4096 characters, too long to key.
+    Column("key_hash", String(64), primary_key=True),
+    Column("topic", String(100), nullable=True),
+    Column("override_system", Text, nullable=True),
+    Column("override_code", Text, nullable=True),
+    Column("override_display", Text, nullable=True),
+    Column("overrides", Integer, nullable=False),
+)
+
+analytics_unknown = Table(
+    "analytics_unknown",
+    metadata,
+    Column("week", Date, primary_key=True),
+    Column("items", Integer, nullable=False),
+    Column("cards", Integer, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("overridden", Integer, nullable=False),
+)
+
+# Written in the same transaction as the card or feedback row, consumed by store/rollup.py.
+pending_cards = Table(
+    "analytics_pending_cards", metadata, Column("card_uuid", String(64), primary_key=True)
+)
+
+pending_feedback = Table(
+    "analytics_pending_feedback",
+    metadata,
+    Column("feedback_id", Integer, primary_key=True, autoincrement=False),
+)
 
 
 @dataclass(frozen=True)
@@ -218,27 +265,36 @@ class Store:
             log.warning("store ping timed out", extra={"timeout_seconds": timeout})
             return False
 
-    def _insert_ignore(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> int:
+    def _insert_ignore(
+        self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
+    ) -> list[Any]:
+        """Insert the rows, skipping those already there; the primary keys of the rows added."""
         if not rows:
-            return 0
+            return []
         dialect = self.engine.dialect.name
-        # The rows added are counted from RETURNING: rowcount is -1 for this statement under
+        # The rows added come from RETURNING: rowcount is -1 for this statement under
         # psycopg 3, which made every jti look like a replay on PostgreSQL.
         key = next(iter(table.primary_key.columns))
         if dialect == "postgresql":
             pg = postgresql.insert(table).values(list(rows)).on_conflict_do_nothing()
-            return len(conn.execute(pg.returning(key)).all())
+            return list(conn.scalars(pg.returning(key)))
         if dialect == "sqlite":
             lite = sqlite.insert(table).values(list(rows)).on_conflict_do_nothing()
-            return len(conn.execute(lite.returning(key)).all())
+            return list(conn.scalars(lite.returning(key)))
         raise RuntimeError(f"unsupported database dialect: {dialect}")
 
     # ---- feedback ---------------------------------------------------------------------------
 
     @_store_call
-    def save_feedback(self, service_id: str, items: Iterable[dict[str, Any]]) -> int:
+    def save_feedback(
+        self,
+        service_id: str,
+        items: Iterable[dict[str, Any]],
+        *,
+        received_at: datetime | None = None,
+    ) -> int:
         """Store feedback items; a repeat of the same item is ignored. Returns rows added."""
-        now = datetime.now(UTC)
+        now = _utc(received_at) if received_at is not None else datetime.now(UTC)
         rows = []
         for item in items:
             reason = (item.get("overrideReason") or {}).get("reason") or {}
@@ -260,7 +316,10 @@ class Store:
                 }
             )
         with self.engine.begin() as conn:
-            return self._insert_ignore(conn, feedback, rows)
+            added = self._insert_ignore(conn, feedback, rows)
+            if added:
+                conn.execute(pending_feedback.insert(), [{"feedback_id": i} for i in added])
+            return len(added)
 
     @_store_call
     def feedback_rows(self) -> list[dict[str, Any]]:
@@ -273,55 +332,24 @@ class Store:
     @_store_call
     def log_cards(self, entries: Sequence[CardLogEntry]) -> None:
         """Insert the entries (one transaction; a card already logged is skipped)."""
-        rows = [{**e.__dict__, "hook_instance": _text(e.hook_instance)} for e in entries]
+        rows = [
+            {**e.__dict__, "hook_instance": _text(e.hook_instance), "issued_at": _utc(e.issued_at)}
+            for e in entries
+        ]
         with self.engine.begin() as conn:
             # A backlog kept through an outage can hold many thousands of entries: one statement
             # per chunk stays under the bind-parameter limits (SQLite 32,766, PostgreSQL 65,535).
             for start in range(0, len(rows), CARD_LOG_ROWS_PER_STATEMENT):
                 chunk = rows[start : start + CARD_LOG_ROWS_PER_STATEMENT]
-                self._insert_ignore(conn, card_log, chunk)
+                added = self._insert_ignore(conn, card_log, chunk)
+                if added:
+                    conn.execute(pending_cards.insert(), [{"card_uuid": u} for u in added])
 
     @_store_call
     def card_log_rows(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             result = conn.execute(select(card_log).order_by(card_log.c.issued_at))
             return [dict(r._mapping) for r in result]
-
-    # ---- analytics (read-only; topics, times, outcomes and override codings, never comments) -
-
-    @_store_call
-    def cards_issued_since(self, since: datetime) -> list[dict[str, Any]]:
-        """card_uuid, topic, indicator and issued_at of the cards issued at or after `since`."""
-        c = card_log.c
-        query = (
-            select(c.card_uuid, c.topic, c.indicator, c.issued_at)
-            .where(c.issued_at >= since)
-            .order_by(c.issued_at)
-        )
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
-
-    @_store_call
-    def feedback_since(self, since: datetime) -> list[dict[str, Any]]:
-        """Feedback on the cards issued since `since`, and feedback received since then for cards
-        the card log does not hold (`topic` None), in the order received."""
-        f, c = feedback.c, card_log.c
-        query = (
-            select(
-                f.id,
-                f.card_uuid,
-                f.outcome,
-                f.override_system,
-                f.override_code,
-                f.override_display,
-                c.topic,
-            )
-            .select_from(feedback.outerjoin(card_log, f.card_uuid == c.card_uuid))
-            .where(or_(c.issued_at >= since, and_(c.card_uuid.is_(None), f.received_at >= since)))
-            .order_by(f.id)
-        )
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
 
     # ---- JWT replay cache -------------------------------------------------------------------
 
@@ -333,13 +361,18 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(delete(jwt_replay).where(jwt_replay.c.expires_at < now))
             added = self._insert_ignore(conn, jwt_replay, [{"key": key, "expires_at": keep_until}])
-        return added == 1
+        return len(added) == 1
 
     @_store_call
     def prune(self, older_than: timedelta) -> None:
         cutoff = datetime.now(UTC) - older_than
         with self.engine.begin() as conn:
             conn.execute(delete(jwt_replay).where(jwt_replay.c.expires_at < cutoff))
+
+
+def _utc(moment: datetime) -> datetime:
+    """An aware time in UTC (SQLite stores the wall-clock digits it is given); naive is UTC."""
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _text(value: str | None) -> str | None:

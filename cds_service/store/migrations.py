@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     Column,
+    Date,
     DateTime,
     Engine,
+    Index,
     Integer,
     MetaData,
     String,
@@ -94,7 +96,57 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial tables", _v1_initial),)
+def _v2_analytics_rollup(conn: Connection) -> None:
+    """Analytics kept as weekly counts (store/rollup.py) so /analytics reads a few hundred rows,
+    not the card log: the counts and the queue of rows not yet counted. Rows stored before this
+    version are counted by the first catch-up, which finds the counts empty and recounts. Retention
+    prunes feedback by received_at, hence its index."""
+    m = MetaData()
+    Table(
+        "analytics_cards",
+        m,
+        Column("week", Date, primary_key=True),
+        Column("topic", String(100), primary_key=True),
+        Column("issued", Integer, nullable=False),
+        Column("feedback_items", Integer, nullable=False),
+        Column("accepted", Integer, nullable=False),
+        Column("overridden", Integer, nullable=False),
+    )
+    Table(
+        "analytics_reasons",
+        m,
+        Column("week", Date, primary_key=True),
+        Column("key_hash", String(64), primary_key=True),
+        Column("topic", String(100), nullable=True),
+        Column("override_system", Text, nullable=True),
+        Column("override_code", Text, nullable=True),
+        Column("override_display", Text, nullable=True),
+        Column("overrides", Integer, nullable=False),
+    )
+    Table(
+        "analytics_unknown",
+        m,
+        Column("week", Date, primary_key=True),
+        Column("items", Integer, nullable=False),
+        Column("cards", Integer, nullable=False),
+        Column("accepted", Integer, nullable=False),
+        Column("overridden", Integer, nullable=False),
+    )
+    Table("analytics_pending_cards", m, Column("card_uuid", String(64), primary_key=True))
+    Table(
+        "analytics_pending_feedback",
+        m,
+        Column("feedback_id", Integer, primary_key=True, autoincrement=False),
+    )
+    m.create_all(conn, checkfirst=True)
+    feedback = Table("feedback", MetaData(), Column("received_at", DateTime(timezone=True)))
+    Index("ix_feedback_received_at", feedback.c.received_at).create(conn, checkfirst=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial tables", _v1_initial),
+    Migration(2, "analytics rollup and retention index", _v2_analytics_rollup),
+)
 
 
 def migrate(engine: Engine) -> list[int]:
