@@ -81,6 +81,14 @@ format: $(STAMPS)/dev
 test: $(STAMPS)/dev $(STAMPS)/fhir-venv system-deps lint
 	SEKMET_BIN=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python -m pytest
 
+# The README pictures (docs/*-app.png, docs/self-care-page.png), taken by the browser tests of
+# those pages in Debian Chromium; review and commit the changed files.
+.PHONY: screenshots
+screenshots: $(STAMPS)/dev $(STAMPS)/fhir-venv system-deps
+	UPDATE_SCREENSHOTS=1 SEKMET_BIN=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python -m pytest -q \
+		tests/integration/test_startback_browser.py tests/integration/test_red_flags_browser.py \
+		tests/test_self_care_browser.py
+
 bench: $(STAMPS)/dev $(STAMPS)/fhir-venv
 	SEKMET_BIN=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python -m bench
 

@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cds_service import __version__, metrics, openapi, request_context
 from cds_service.admin import analytics, docs, scrape
+from cds_service.apps import red_flags as red_flags_app
+from cds_service.apps import self_care
 from cds_service.apps import startback as startback_app
 from cds_service.config import Settings
 from cds_service.errors import CdsError, ServiceUnavailable, operation_outcome, pydantic_location
@@ -172,6 +174,8 @@ def create_app(
     app.include_router(feedback.router)
     app.include_router(analytics.router)
     app.include_router(startback_app.router)
+    app.include_router(red_flags_app.router)
+    app.include_router(self_care.router)
     app.include_router(docs.router)
     app.include_router(scrape.router)
     return app

@@ -180,6 +180,7 @@ def order_prefetch(
     observations: list[dict[str, Any]] | None = None,
     medication_requests: list[dict[str, Any]] | None = None,
     procedures: list[dict[str, Any]] | None = None,
+    questionnaire_responses: list[dict[str, Any]] | None = None,
     encounters: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
@@ -188,6 +189,7 @@ def order_prefetch(
         "temperatureObservations": bundle(observations or []),
         "medicationRequests": bundle(medication_requests or []),
         "procedures": bundle(procedures or []),
+        "questionnaireResponses": bundle(questionnaire_responses or []),
         "encounters": bundle(encounters or []),
     }
 

@@ -113,6 +113,10 @@ def test_no_422_anywhere_and_errors_are_operation_outcomes(client) -> None:
         ("post", "/apps/startback/score", {"200", "400", "413"}),
         ("get", "/apps/startback/config", {"200", "400"}),
         ("get", "/apps/startback", {"200", "400"}),
+        ("post", "/apps/red-flags/response", {"200", "400", "413"}),
+        ("get", "/apps/red-flags/config", {"200", "400"}),
+        ("get", "/apps/red-flags", {"200", "400"}),
+        ("get", "/apps/self-care", {"200", "304"}),
         ("get", "/healthz", {"200"}),
     ],
 )

@@ -106,7 +106,7 @@ def test_earliest_active_back_pain_condition_sets_the_episode(client) -> None:
 
 def test_unknown_onset_is_a_new_episode_and_the_card_says_so(client) -> None:
     [card] = imaging_cards(sign(client, [back_pain(None)], [service_request()]))
-    assert "onset unknown: treated as a new episode" in card["detail"]
+    assert "onset unknown: a new episode" in card["detail"]
 
 
 def test_back_pain_given_only_as_the_orders_reason_is_context_with_unknown_onset(client) -> None:

@@ -82,7 +82,7 @@ def test_the_wheel_ships_every_file_seed_and_fire_read(built_wheel: BuiltWheel) 
     seed_bundles = {
         f"cds_service/tools/fixtures/seed/{p.name}" for p in (BUNDLED / "seed").glob("*.json")
     }
-    assert len(seed_bundles) == 9
+    assert len(seed_bundles) == 11  # one per card topic and the two red-flag screen patients
     assert seed_bundles <= shipped
     assert "cds_service/tools/fixtures/seed/scenarios.toml" in shipped
     assert "cds_service/tools/fixtures/seed/orders/lumbar-mri.json" in shipped

@@ -56,11 +56,16 @@ def test_screening_card_for_back_pain_without_a_result(client, service) -> None:
     assert card["summary"].startswith("Screen with STarT Back")
     assert card["source"]["url"] == "https://www.nice.org.uk/guidance/ng59"
     assert "Keele" in card["detail"] and "non-commercial" in card["detail"]
-    (link,) = card["links"]
-    assert link == {
+    app, self_care = card["links"]
+    assert app == {
         "label": "Open the STarT Back questionnaire",
         "url": "http://127.0.0.1:8000/apps/startback",
         "type": "smart",
+    }
+    assert self_care == {
+        "label": "Self-care plan for the patient",
+        "url": "http://127.0.0.1:8000/apps/self-care",
+        "type": "absolute",
     }
 
 
@@ -120,7 +125,9 @@ def test_result_card_names_the_risk_group_and_its_matched_care(
     assert card["summary"] == f"STarT Back {risk} risk (10 Nov): {care}"
     assert card["source"]["url"] == "https://www.keele.ac.uk/sbst/"
     assert "12 days ago" in card["detail"]
-    assert "suggestions" not in card
+    # v2: medium and high suggest their referral (test_stratified_care.py); low risk gets the
+    # self-care plan instead.
+    assert ("suggestions" in card) is (risk != "low")
 
 
 def test_high_risk_detail_describes_combined_physical_and_psychological_care(client) -> None:

@@ -16,7 +16,10 @@ import respx
 from fhir.resources.R4B import get_fhir_model_class
 
 from cds_service import cli
+from cds_service.apps import red_flags as red_flags_app
+from cds_service.logic.fhir import QuestionnaireResponse
 from cds_service.logic.findings import Topic
+from cds_service.logic.red_flag_screen import latest_screen, read_screen
 from cds_service.tools import fire, seed
 from cds_service.tools.tokens import TokenError, resolve_string, resolve_tokens
 from tests.factories import TODAY
@@ -533,6 +536,36 @@ def test_seed_bundles_are_valid_r4_with_stable_ids_after_tokens(name: str) -> No
             assert resource["subject"]["reference"] == f"Patient/{SCENARIOS[name].patient}"
     assert patients == [SCENARIOS[name].patient]
     assert "@today" not in json.dumps(bundle)
+
+
+# The two red-flag screen demo patients: the screen each holds, read as the cards read it.
+SCREEN_SCENARIOS = {
+    "lbp-demo-red-flag-saddle.json": ["saddle-anaesthesia"],
+    "lbp-demo-red-flag-negative.json": [],
+}
+
+
+@pytest.mark.parametrize(("name", "yes"), sorted(SCREEN_SCENARIOS.items()))
+def test_screen_scenarios_hold_a_counting_screen_in_the_questionnaires_shape(
+    name: str, yes: list[str]
+) -> None:
+    bundle = seed.prepare_bundle(json.loads((SEED / name).read_text()), SEED / name, TODAY, FHIR)
+    resources = {e["resource"]["resourceType"]: e["resource"] for e in bundle["entry"]}
+    response = resources["QuestionnaireResponse"]
+    questionnaire = red_flags_app.questionnaire("http://127.0.0.1:8000")
+    # What the app writes: the canonical with its version, every item by linkId with its text.
+    assert response["questionnaire"] == f"{questionnaire['url']}|{questionnaire['version']}"
+    assert [(i["linkId"], i["text"]) for i in response["item"]] == [
+        (i["linkId"], i["text"]) for i in questionnaire["item"]
+    ]
+    screen = read_screen(QuestionnaireResponse.model_validate(response))
+    assert screen is not None
+    assert [i.link_id for i in screen.yes] == yes
+    assert len(screen.no) == 12 - len(yes) and not screen.unanswered
+    # It counts on seed day: within the 14-day window and not before the episode onset.
+    onset = date.fromisoformat(resources["Condition"]["onsetDateTime"])
+    assert onset < screen.on < TODAY
+    assert latest_screen([QuestionnaireResponse.model_validate(response)], TODAY, 14, onset)
 
 
 @pytest.mark.parametrize("path", sorted((SEED / "orders").glob("*.json")), ids=lambda p: p.name)

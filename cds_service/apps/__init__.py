@@ -1,1 +1,1 @@
-"""Web apps served by the service (the STarT Back questionnaire)."""
+"""Web apps served by the service (the STarT Back questionnaire, the red-flag screen)."""

@@ -9,38 +9,39 @@ Routes:
 - `GET /apps/startback/config`: the SMART client id, scopes and the Questionnaire; given the
   page's `iss`/`launch`/`patient`, it checks them as the page does (the script asks before it
   contacts any server).
-
-Launch checks (`launch_problem`): the page sends the EHR's authorization request, with the real
-client id and redirect URI, to whatever `iss` names, and in development mode shows that server's
-patient on this service's origin. So `iss` must be a plain FHIR base URL on CDS_FHIR_ALLOWLIST,
-https unless loopback, and development mode (`patient` without `launch`, no sign-in) exists only
-when CDS_REQUIRE_AUTH is false. Anything else is a 400 before any server is contacted.
 - `POST /apps/startback/score`: the answers scored by `logic.startback` (the same code that reads
   results back in hook calls) and, given a patient, the transaction Bundle to write: a completed
   QuestionnaireResponse and the total, subscale and risk Observations, validated with
   fhir.resources R4B.
+
+Launch checks: apps/smart_launch.py (shared with the red-flag screen): `iss` must be an
+allow-listed plain FHIR base URL, https unless loopback, and development mode exists only when
+CDS_REQUIRE_AUTH is false; anything else is a 400 before any server is contacted.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import cache
-from importlib import resources
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from fhir.resources.R4B.bundle import Bundle
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
 
-from cds_service import request_context
-from cds_service.config import Settings, is_loopback_url
+from cds_service.apps.smart_launch import (
+    FhirId,
+    LaunchDep,
+    config_body,
+    fhir_datetime,
+    json_file,
+    page,
+    refusal_page,
+    static_file,
+)
 from cds_service.deps import SettingsDep
-from cds_service.errors import BadRequest, CdsError
+from cds_service.errors import BadRequest
 from cds_service.hooks.parsing import parse_json_object, validate
 from cds_service.logic import startback
 from cds_service.logic.fhir import QuestionnaireResponse
@@ -52,7 +53,6 @@ from cds_service.logic.startback import (
 )
 from cds_service.logic.terminology import value_set
 from cds_service.openapi import body_schema, error_responses
-from cds_service.records.fhir_urls import UnsafeFhirUrl, parse_base
 from cds_service.responses import json_response
 from cds_service.routes import STARTBACK_APP_PATH
 
@@ -63,35 +63,12 @@ STATIC_FILES = {
     "startback.js": "text/javascript; charset=utf-8",
     "startback.css": "text/css; charset=utf-8",
 }
-# The page talks to the (allow-listed) FHIR server that launched it and to the authorization
-# server that FHIR server names, which can be any host: connect-src cannot be narrowed here.
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src *; form-action 'self'; base-uri 'none'; object-src 'none'"
-    ),
-    # The address bar holds the launch id and, briefly, the authorization code.
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-}
+STYLESHEETS = ("startback/static/app.css", "startback/static/startback.css")
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 
 
-class NotFound(CdsError):
-    status_code = 404
-    issue_code = "not-found"
-
-
-@cache
 def _questionnaire_template() -> dict[str, Any]:
-    text = (
-        resources.files("cds_service.apps")
-        .joinpath("questionnaire-startback.json")
-        .read_text(encoding="utf-8")
-    )
-    data: dict[str, Any] = json.loads(text)
-    return data
+    return json_file("questionnaire-startback.json")
 
 
 def canonical_url(public_base_url: str) -> str:
@@ -103,106 +80,12 @@ def questionnaire(public_base_url: str) -> dict[str, Any]:
     return {**_questionnaire_template(), "url": canonical_url(public_base_url)}
 
 
-@cache
-def _static(name: str) -> str:
-    return (
-        resources.files("cds_service.apps")
-        .joinpath("static")
-        .joinpath(name)
-        .read_text(encoding="utf-8")
-    )
-
-
 @router.get(QUESTIONNAIRE_CANONICAL_PATH, summary="The STarT Back Questionnaire (FHIR R4)")
 async def get_questionnaire(settings: SettingsDep) -> Response:
     """The Questionnaire resource at its canonical URL."""
     return json_response(
         questionnaire(settings.public_base_url), headers={"Content-Type": "application/fhir+json"}
     )
-
-
-IssQuery = Annotated[str | None, Query(description="the EHR's FHIR base URL (SMART launch)")]
-LaunchQuery = Annotated[str | None, Query(description="the EHR's launch id (SMART EHR launch)")]
-PatientQuery = Annotated[
-    str | None, Query(description="development mode only (CDS_REQUIRE_AUTH=false): a patient id")
-]
-
-
-def iss_problem(settings: Settings, iss: str) -> str | None:
-    """Why `iss` may not be used as the launching FHIR server, or None when it may."""
-    try:
-        parse_base(iss)  # the same URL rules as a hook request's fhirServer
-    except UnsafeFhirUrl:
-        return "The FHIR server address (iss) is not a plain http(s) base URL."
-    if not iss.lower().startswith("https://") and not is_loopback_url(iss):
-        return "The FHIR server address (iss) must be an https URL."
-    if not settings.fhir_server_allowed(iss):
-        return (
-            "This FHIR server (iss) is not on the service's FHIR allow-list "
-            "(CDS_FHIR_ALLOWLIST): the app does not connect to it."
-        )
-    return None
-
-
-def launch_problem(
-    settings: Settings, *, iss: str | None, launch: str | None, patient: str | None
-) -> tuple[str, str] | None:
-    """Why the page's launch parameters are refused and which one, or None (see the module
-    docstring)."""
-    if iss is not None:
-        problem = iss_problem(settings, iss)
-        if problem:
-            return problem, "iss"
-    if patient is not None and launch is None and settings.require_auth:
-        return (
-            "Development mode (?iss=&patient=, no sign-in) is off because the service requires "
-            "authentication (CDS_REQUIRE_AUTH): launch the app from the EHR.",
-            "patient",
-        )
-    return None
-
-
-@dataclass(frozen=True)
-class Launch:
-    """The page's launch parameters as given (`iss`), and why they are refused (message,
-    parameter) or None."""
-
-    iss: str | None
-    problem: tuple[str, str] | None
-
-
-async def checked_launch(
-    settings: SettingsDep,
-    iss: IssQuery = None,
-    launch: LaunchQuery = None,
-    patient: PatientQuery = None,
-) -> Launch:
-    """The page's and the config's query parameters, checked by `launch_problem`."""
-    return Launch(iss, launch_problem(settings, iss=iss, launch=launch, patient=patient))
-
-
-LaunchDep = Annotated[Launch, Depends(checked_launch)]
-
-
-class LaunchRefused(CdsError):
-    status_code = 400
-    issue_code = "security"
-    reason = "launch-refused"
-
-
-def _refusal_page(message: str) -> HTMLResponse:
-    request_context.note_error(LaunchRefused.reason)
-    body = (
-        '<!doctype html>\n<html lang="en">\n<head>\n  <meta charset="utf-8">\n'
-        '  <meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        "  <title>STarT Back questionnaire: launch refused</title>\n"
-        '  <link rel="stylesheet" href="startback/static/startback.css">\n</head>\n<body>\n'
-        '  <header class="banner"><h1>STarT Back questionnaire</h1></header>\n  <main>\n'
-        '    <p class="status">The questionnaire could not start.</p>\n'
-        f'    <div id="error" class="error" role="alert">{html.escape(message)}</div>\n'
-        "  </main>\n</body>\n</html>\n"
-    )
-    return HTMLResponse(body, status_code=400, headers=PAGE_HEADERS)
 
 
 @router.get(
@@ -217,23 +100,18 @@ def _refusal_page(message: str) -> HTMLResponse:
         }
     },
 )
-async def page(launch: LaunchDep) -> Response:
+async def app_page(launch: LaunchDep) -> Response:
     """The single-page app (SMART EHR launch, or `?iss=...&patient=...` for development)."""
     if launch.problem:
-        return _refusal_page(launch.problem[0])
-    return HTMLResponse(_static("startback.html"), headers=PAGE_HEADERS)
+        return refusal_page(
+            "STarT Back questionnaire", "questionnaire", STYLESHEETS, launch.problem[0]
+        )
+    return page("startback.html")
 
 
 @router.get(STARTBACK_APP_PATH + "/static/{name}", include_in_schema=False)
-async def static_file(name: str) -> Response:
-    media_type = STATIC_FILES.get(name)
-    if media_type is None:
-        raise NotFound(f"No file {name!r}")
-    return Response(
-        _static(name),
-        media_type=media_type,
-        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
-    )
+async def app_static_file(name: str) -> Response:
+    return static_file(name, STATIC_FILES)
 
 
 @router.get(
@@ -243,20 +121,14 @@ async def static_file(name: str) -> Response:
 )
 async def app_config(settings: SettingsDep, launch: LaunchDep) -> Response:
     """The page's settings; with the page's launch parameters, 400 when they are refused."""
-    if launch.problem:
-        raise LaunchRefused(launch.problem[0], expression=[launch.problem[1]])
-    config: dict[str, Any] = {
-        "clientId": settings.smart_client_id,
-        "scope": SMART_SCOPE,
-        "questionnaire": questionnaire(settings.public_base_url),
-        "developmentMode": not settings.require_auth,
-    }
-    if launch.iss is not None:
-        config["iss"] = launch.iss  # checked above: the only server the script may contact
-    return json_response(config)
-
-
-FhirId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-\.]{1,64}$")]
+    return json_response(
+        config_body(
+            settings,
+            launch,
+            scope=SMART_SCOPE,
+            questionnaire=questionnaire(settings.public_base_url),
+        )
+    )
 
 
 class ScoreRequest(BaseModel):
@@ -287,9 +159,7 @@ async def score(request: Request, settings: SettingsDep) -> Response:
     """Score the answers; with `patient`, also the transaction Bundle the page writes."""
     body = validate(ScoreRequest, parse_json_object(await request.body()))
     canonical = canonical_url(settings.public_base_url)
-    when = body.authored or datetime.now(UTC)
-    # FHIR dateTime with a time needs a zone; a browser's toISOString() is UTC already.
-    authored = (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
+    authored = fhir_datetime(body.authored)
     response = questionnaire_response(
         body.answers, canonical, authored, patient=body.patient, encounter=body.encounter
     )

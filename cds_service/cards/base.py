@@ -138,8 +138,9 @@ def red_flag_paragraph(report: RedFlagReport | None) -> str | None:
     serious pathology has to be considered first, so the card says which and on what evidence."""
     if report is None or not report.present:
         return None
-    labels = {check.flag: check.label for check in report.checked}
-    items = [f"{labels[hit.flag]}: {hit.evidence}" for hit in report.found[:RED_FLAGS_LISTED]]
+    items = [
+        f"{report.label_of(hit.flag)}: {hit.evidence}" for hit in report.found[:RED_FLAGS_LISTED]
+    ]
     more = len(report.found) - RED_FLAGS_LISTED
     listed = "; ".join(items) + (f"; and {more} more" if more > 0 else "")
     return (

@@ -12,15 +12,20 @@ from cds_service.cards.base import (
     override_reason,
     suggestion,
 )
+from cds_service.cards.self_care import self_care_link
 from cds_service.logic.findings import Finding
 from cds_service.logic.rules.imaging import ImagingFinding
-from cds_service.models import Card
+from cds_service.models import Card, Link
+from cds_service.routes import RED_FLAGS_APP_PATH
 
 # One line (RULES.md v2: the detail stays under about 900 characters).
 INSTEAD = (
     "**Instead:** stay active, no bed rest; NSAID or heat; review within 2 weeks (STarT Back); "
-    "image if a red flag appears or pain passes 6 weeks."
+    "image for red flags or pain past 6 weeks."
 )
+
+
+RECORD_SCREEN_LABEL = "Record a red-flag screen"
 
 
 def _period(days: int) -> str:
@@ -42,11 +47,11 @@ def summary(finding: ImagingFinding) -> str:
 
 
 def _episode_line(finding: ImagingFinding) -> str:
-    limit = f"the limit is {_period(finding.window_days)}"
+    limit = f"(limit {_period(finding.window_days)})"
     if finding.episode_days is None:
-        return f"**Episode:** onset unknown: treated as a new episode; {limit}."
+        return f"**Episode:** onset unknown: a new episode {limit}."
     day_word = "day" if finding.episode_days == 1 else "days"
-    return f"**Episode:** {finding.episode_days} {day_word} since back-pain onset; {limit}."
+    return f"**Episode:** {finding.episode_days} {day_word} since back-pain onset {limit}."
 
 
 def _age_line(finding: ImagingFinding) -> str | None:
@@ -58,19 +63,39 @@ def _age_line(finding: ImagingFinding) -> str | None:
     )
 
 
+def _screen_sentence(finding: ImagingFinding) -> str:
+    """RULES.md v2: "Red-flag screen on <date>: negative", or that none counts (the card then
+    links to the screen app). Short: it shares the red-flag line, and the detail stays under
+    about 900 characters."""
+    screen = finding.red_flag_screen
+    if screen is None:
+        return f"No red-flag screen in {finding.red_flag_screen_days} days."
+    unanswered = f" ({len(screen.unanswered)} unanswered)" if screen.unanswered else ""
+    return f"Red-flag screen on {screen.on.day} {screen.on:%b}: negative{unanswered}."
+
+
 def detail(finding: ImagingFinding) -> str:
-    """Figures first (episode, age), the red-flag groups checked on one line, what to do
-    instead, the guidelines."""
+    """Figures first (episode, age), the red-flag groups checked and the red-flag screen on one
+    line, what to do instead, the guidelines."""
     checked = (
         ", ".join(c.short_label for c in finding.red_flags.checked) if finding.red_flags else ""
     )
     return join_detail(
         _episode_line(finding),
         _age_line(finding),
-        f"**Red flags:** none found. Checked: {checked}.",
+        f"**Red flags:** none found. Checked: {checked}. {_screen_sentence(finding)}",
         INSTEAD,
         guidelines_line(finding, short_labels=True),
     )
+
+
+def _screen_links(finding: ImagingFinding, ctx: RenderContext) -> list[Link]:
+    """Without a counting screen, the screen app (a SMART link: the EHR adds `launch` and
+    `iss`)."""
+    if finding.red_flag_screen is not None:
+        return []
+    url = f"{ctx.public_base_url}{RED_FLAGS_APP_PATH}"
+    return [Link(label=RECORD_SCREEN_LABEL, url=url, type="smart")]
 
 
 def render(finding: Finding, ctx: RenderContext) -> Card:
@@ -103,4 +128,5 @@ def render(finding: Finding, ctx: RenderContext) -> Card:
             override_reason(*overrides.FAILED_CONSERVATIVE_CARE),
             override_reason(*overrides.SURGERY_CANDIDATE),
         ),
+        links=[*_screen_links(finding, ctx), self_care_link(ctx)],
     )

@@ -64,6 +64,10 @@ SCREENED_ELSEWHERE = OverrideReason(
 NOT_NEW_EPISODE = OverrideReason("not-new-episode", "Not a new episode of low back pain")
 PATIENT_DECLINED = OverrideReason("patient-declined", "Patient declined the questionnaire")
 
+# STarT Back result: the suggested referral (v2)
+ALREADY_REFERRED = OverrideReason("already-referred", "Already referred or in treatment")
+REFERRAL_DECLINED = OverrideReason("referral-declined", "Patient declined the referral")
+
 
 def _registry(*reasons: OverrideReason) -> Mapping[str, OverrideReason]:
     by_code: dict[str, OverrideReason] = {}
@@ -91,6 +95,8 @@ OVERRIDE_REASONS: Mapping[str, OverrideReason] = _registry(
     SCREENED_ELSEWHERE,
     NOT_NEW_EPISODE,
     PATIENT_DECLINED,
+    ALREADY_REFERRED,
+    REFERRAL_DECLINED,
 )
 
 

@@ -15,6 +15,8 @@ from cds_service.cards.base import (
     red_flag_paragraph,
     suggestion,
 )
+from cds_service.cards.self_care import self_care_link
+from cds_service.cards.stratified_care import referral_suggestion
 from cds_service.logic.findings import Finding
 from cds_service.logic.rules.startback import (
     PreviousWhy,
@@ -190,7 +192,7 @@ def render_screening(finding: Finding, ctx: RenderContext) -> Card:
             override_reason(*overrides.NOT_NEW_EPISODE),
             override_reason(*overrides.PATIENT_DECLINED),
         ],
-        links=[_app_link(ctx, "Open the STarT Back questionnaire")],
+        links=[_app_link(ctx, "Open the STarT Back questionnaire"), self_care_link(ctx)],
     )
 
 
@@ -234,11 +236,21 @@ def render_result(finding: Finding, ctx: RenderContext) -> Card:
             guideline,
             COPYRIGHT_NOTE,
         )
-        links = []
+        links = [self_care_link(ctx)] if finding.self_care_plan else []
+    referral = finding.referral
     return make_card(
         ctx,
         finding,
         summary=summary,
         detail=detail,
+        suggestions=[referral_suggestion(ctx, finding, referral)] if referral else [],
+        override_reasons=(
+            [
+                override_reason(*overrides.ALREADY_REFERRED),
+                override_reason(*overrides.REFERRAL_DECLINED),
+            ]
+            if referral
+            else []
+        ),
         links=links,
     )

@@ -13,7 +13,7 @@ from cds_service.models import (
     OrderSignContext,
     ServiceDescription,
 )
-from cds_service.records.data import DataKey, prefetch_template
+from cds_service.records.data import OPTIONAL_KEYS, DataKey, prefetch_template
 
 _CHART_DATA = (
     DataKey.PATIENT,
@@ -29,8 +29,14 @@ _ORDER_DATA = (
     DataKey.TEMPERATURE_OBSERVATIONS,
     DataKey.MEDICATION_REQUESTS,
     DataKey.PROCEDURES,
+    DataKey.QUESTIONNAIRE_RESPONSES,
     DataKey.ENCOUNTERS,
 )
+# The order hooks read QuestionnaireResponses only for the red-flag screen (RULES.md v2), which can
+# only silence the imaging card: an EHR set up before the screen existed (no such prefetch key, a
+# token not scoped to QuestionnaireResponse) still gets every order check, and the imaging card
+# then offers to record a screen. The chart hooks need them for STarT Back results, as before.
+_ORDER_OPTIONAL_DATA = OPTIONAL_KEYS | {DataKey.QUESTIONNAIRE_RESPONSES}
 
 _USAGE = (
     "Reads the patient's Conditions, Observations, MedicationRequests (any status), "
@@ -48,6 +54,8 @@ class ServiceDefinition:
     context_model: type[HookContext]
     data: tuple[DataKey, ...]
     usage_requirements: str
+    # Keys the call goes on without when they can be had neither from prefetch nor from FHIR.
+    optional_data: frozenset[DataKey] = OPTIONAL_KEYS
 
     def prefetch(self) -> dict[str, str]:
         return {key.value: prefetch_template(key) for key in self.data}
@@ -102,7 +110,10 @@ SERVICES: dict[str, ServiceDefinition] = {
             ),
             context_model=OrderSelectContext,
             data=_ORDER_DATA,
-            usage_requirements=_USAGE.format(extra="Procedures"),
+            usage_requirements=_USAGE.format(
+                extra="Procedures, QuestionnaireResponses (the red-flag screen)"
+            ),
+            optional_data=_ORDER_OPTIONAL_DATA,
         ),
         ServiceDefinition(
             id="lbp-order-sign",
@@ -114,7 +125,10 @@ SERVICES: dict[str, ServiceDefinition] = {
             ),
             context_model=OrderSignContext,
             data=_ORDER_DATA,
-            usage_requirements=_USAGE.format(extra="Procedures"),
+            usage_requirements=_USAGE.format(
+                extra="Procedures, QuestionnaireResponses (the red-flag screen)"
+            ),
+            optional_data=_ORDER_OPTIONAL_DATA,
         ),
     )
 }

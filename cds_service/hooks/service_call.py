@@ -108,6 +108,7 @@ async def resolve(call: ParsedCall, settings: Settings, http: httpx.AsyncClient)
         call.drafts.resources,
         settings,
         http,
+        optional=call.service.optional_data,
     )
 
 

@@ -3,7 +3,7 @@
 The PatientRecord and the thresholds, plus the views every rule shares, each built at most once
 per call: the medication orders (identified, classified and measured once), the active orders of
 a drug class split into current and stale (RULES.md v2 "Current orders"), and the red flags (the
-record's, and each draft order's stated reason on top).
+record's coded ones and its counting red-flag screen, and each draft order's stated reason on top).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from cds_service.logic.config import RuleConfig
 from cds_service.logic.fhir import DraftOrder
 from cds_service.logic.medication_orders import MedicationOrder, medication_orders
 from cds_service.logic.record import PatientRecord
+from cds_service.logic.red_flag_screen import RedFlagScreen, latest_screen
 from cds_service.logic.red_flags import RedFlagReport, record_red_flags, with_order_reason
 
 
@@ -65,9 +66,22 @@ class Chart:
         return ActiveOrders(tuple(current), tuple(stale))
 
     @cached_property
+    def red_flag_screen(self) -> RedFlagScreen | None:
+        """The counting red-flag screen of this episode (red_flag_screen.py), or None."""
+        return latest_screen(
+            self.record.questionnaire_responses,
+            self.record.today,
+            self.config.red_flag_screen_days,
+            self.record.episode_onset,
+        )
+
+    @cached_property
     def red_flags(self) -> RedFlagReport:
-        """The red flags in the record (what every order shares)."""
-        return record_red_flags(self.record, self.config, self.medication_orders)
+        """The red flags in the record (what every order shares): the coded ones and each "yes"
+        on the counting red-flag screen."""
+        report = record_red_flags(self.record, self.config, self.medication_orders)
+        screen = self.red_flag_screen
+        return report.with_hits(screen.hits()) if screen else report
 
     @cached_property
     def _draft_orders(self) -> dict[str, DraftOrder]:

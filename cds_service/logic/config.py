@@ -52,6 +52,9 @@ class RuleConfig(BaseModel):
     # NICE NG59 1.1.2 "each new episode" (RULES.md v2): screen only when the onset is within the
     # last 90 days (inclusive) or unknown; an older (chronic) episode without a result gets no card.
     startback_new_episode_days: int = Field(90, ge=0)
+    # RULES.md v2 "Red-flag screen": a screen records the patient at one visit; it counts for 14
+    # days (a screen 14 days old included), as a fever does, and only within the episode.
+    red_flag_screen_days: int = Field(14, ge=1)
     # Every guideline behind the cards (ACP 2017, CDC 2022, Beers, STarT Back) is for adults.
     min_age_years: int = Field(18, ge=0)
     # CDC 2022 opioid CDS "End of Life Assessment": a hospice discharge within the last year.

@@ -30,6 +30,9 @@ How each is read (codes live in the `red-flag-*` value sets, windows and thresho
 - Completed Procedures of prior lumbar surgery, any time (codes or a lumbar surgery text).
 - The draft order's own reasonCode, and the Conditions its reasonReference names: the prescriber's
   stated reason for this order, so no window applies.
+- (v2) Each "yes" on a counting red-flag screen (logic/red_flag_screen.py; the Chart adds them),
+  named by its item; three flags (night pain, pulsating abdominal mass, bony tenderness) are
+  found only there.
 """
 
 from __future__ import annotations
@@ -74,6 +77,11 @@ class RedFlag(StrEnum):
     NEURO_DEFICIT = "neurological-deficit"
     WEIGHT_LOSS = "weight-loss"
     PRIOR_LUMBAR_SURGERY = "prior-lumbar-surgery"
+    # Found only on a red-flag screen (RULES.md v2 "Red-flag screen"): records rarely code them,
+    # so no coded check looks for them.
+    NIGHT_PAIN = "night-pain"
+    ABDOMINAL_MASS = "pulsating-abdominal-mass"
+    BONY_TENDERNESS = "bony-tenderness"
 
 
 # Condition value set of each flag (prior lumbar surgery is a Procedure set, read the same way
@@ -107,6 +115,13 @@ SHORT_LABELS: dict[RedFlag, str] = {
     RedFlag.NEURO_DEFICIT: "neuro deficit",
     RedFlag.WEIGHT_LOSS: "weight loss",
     RedFlag.PRIOR_LUMBAR_SURGERY: "lumbar surgery",
+}
+# How the cards name the flags only a red-flag screen records (the coded ones are named by their
+# RedFlagCheck label).
+SCREEN_ONLY_LABELS: dict[RedFlag, str] = {
+    RedFlag.NIGHT_PAIN: "night pain or constant non-mechanical pain",
+    RedFlag.ABDOMINAL_MASS: "pulsating abdominal mass (aortic aneurysm?)",
+    RedFlag.BONY_TENDERNESS: "severe bony tenderness, local redness or heat",
 }
 GLUCOCORTICOID_VALUE_SET = "red-flag-oral-glucocorticoids"
 BODY_TEMPERATURE_VALUE_SET = "valueset-2.16.840.1.113762.1.4.1045.152"
@@ -158,6 +173,17 @@ class RedFlagReport:
     @property
     def flags(self) -> frozenset[RedFlag]:
         return frozenset(hit.flag for hit in self.found)
+
+    def label_of(self, flag: RedFlag) -> str:
+        """The flag's name in card detail: its check's label, else its screen-only label."""
+        for check in self.checked:
+            if check.flag is flag:
+                return check.label
+        return SCREEN_ONLY_LABELS.get(flag, flag.value.replace("-", " "))
+
+    def with_hits(self, hits: Sequence[RedFlagHit]) -> RedFlagReport:
+        """This report plus `hits` (found elsewhere: an order's reason, a red-flag screen)."""
+        return RedFlagReport(checked=self.checked, found=self.found + tuple(hits)) if hits else self
 
 
 def _window_text(days: int | None) -> str:
@@ -233,8 +259,7 @@ def with_order_reason(
     report: RedFlagReport, order: DraftOrder, record: PatientRecord
 ) -> RedFlagReport:
     """`report` plus the red flags named in one draft order's reasonCode / reasonReference."""
-    extra = tuple(_order_reason_flags(order, record))
-    return RedFlagReport(checked=report.checked, found=report.found + extra) if extra else report
+    return report.with_hits(tuple(_order_reason_flags(order, record)))
 
 
 def _reference(resource_type: str, resource_id: str | None) -> str:

@@ -19,11 +19,11 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from functools import cache
 
-from cds_service.logic.dates import parse_fhir_date
+from cds_service.logic.dates import counts_in_episode, parse_fhir_date, parse_fhir_instant
 from cds_service.logic.fhir import (
     CodeableConcept,
     Coding,
@@ -276,18 +276,6 @@ class StartBackResult:
     at: datetime
 
 
-def _timestamp(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        day = parse_fhir_date(text)
-        return datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _number(
     quantity_value: float | None, integer: int | None, text: str | None, maximum: int
 ) -> int | None:
@@ -378,7 +366,7 @@ def _observation_results(observations: Iterable[Observation]) -> list[StartBackR
         if (obs.status or "").strip().lower() in EXCLUDED_OBSERVATION_STATUSES:
             continue
         when = obs.when
-        day, at = parse_fhir_date(when), _timestamp(when)
+        day, at = parse_fhir_date(when), parse_fhir_instant(when)
         if day is None or at is None:
             continue
         values = _read_observation(obs)
@@ -414,7 +402,7 @@ def _response_results(responses: Iterable[QuestionnaireResponse]) -> list[StartB
     for response in responses:
         if (response.status or "").strip().lower() not in COUNTED_RESPONSE_STATUSES:
             continue
-        day, at = parse_fhir_date(response.authored), _timestamp(response.authored)
+        day, at = parse_fhir_date(response.authored), parse_fhir_instant(response.authored)
         if day is None or at is None or not is_startback_response(response):
             continue
         score = score_response(response)
@@ -441,19 +429,10 @@ def all_results(
     return sorted(results, key=lambda r: (r.on, r.risk is not None, r.at), reverse=True)
 
 
-# Results dated up to this many days after "today" still count: an app in a timezone ahead of
-# the service's writes tomorrow's date for a screening done today.
-FUTURE_TOLERANCE_DAYS = 1
-
-
 def counts(on: date, today: date, lookback_days: int, onset: date | None = None) -> bool:
     """RULES.md (v2): a result counts when dated within the last `lookback_days` days (a result
-    exactly 180 days old included) and not before the episode onset (one from before the onset
-    belongs to an earlier episode). An onset dated after today is read as today."""
-    age = (today - on).days
-    if not -FUTURE_TOLERANCE_DAYS <= age <= lookback_days:
-        return False
-    return onset is None or on >= min(onset, today)
+    exactly 180 days old included) and not before the episode onset (dates.counts_in_episode)."""
+    return counts_in_episode(on, today, lookback_days, onset)
 
 
 def latest_result(
@@ -491,7 +470,7 @@ def latest_unscorable(
     for response in responses:
         if (response.status or "").strip().lower() not in COUNTED_RESPONSE_STATUSES:
             continue
-        day, at = parse_fhir_date(response.authored), _timestamp(response.authored)
+        day, at = parse_fhir_date(response.authored), parse_fhir_instant(response.authored)
         if day is None or at is None or not counts(day, today, lookback_days, onset):
             continue
         if not is_startback_response(response):

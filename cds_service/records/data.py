@@ -53,6 +53,8 @@ def prefetch_template(key: DataKey) -> str:
     if key is DataKey.PROCEDURES:
         return f"Procedure?patient={patient}"
     if key is DataKey.QUESTIONNAIRE_RESPONSES:
+        # No `questionnaire` filter: one query brings both the STarT Back responses (ours, LOINC's,
+        # or known only by their item codes) and the red-flag screens.
         return f"QuestionnaireResponse?patient={patient}"
     if key is DataKey.ENCOUNTERS:
         # For the hospice discharges of the last 12 months (end-of-life check). CDS Hooks 2.0 has

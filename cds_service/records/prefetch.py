@@ -100,7 +100,10 @@ async def resolve_data(
     drafts: list[dict[str, Any]],
     settings: Settings,
     http: httpx.AsyncClient,
+    *,
+    optional: frozenset[DataKey] = OPTIONAL_KEYS,
 ) -> ResolvedData:
+    """`optional`: the keys the call goes on without (source "absent" or "unavailable")."""
     prefetch = request.prefetch or {}
     out = ResolvedData()
     to_fetch: list[DataKey] = []
@@ -132,7 +135,7 @@ async def resolve_data(
     usable = fhir_client_for(request, settings, http)
     client = usable if isinstance(usable, FhirClient) else None
     if client is None:
-        for key in [k for k in to_fetch if k in OPTIONAL_KEYS]:
+        for key in [k for k in to_fetch if k in optional]:
             to_fetch.remove(key)
             out.resources[key] = []
             out.sources[key.value] = "absent"
@@ -169,7 +172,13 @@ async def resolve_data(
         try:
             async with asyncio.timeout_at(client.deadline):
                 await _fetch_all(
-                    client, to_fetch, to_continue, patient_id, out, settings.fhir_page_size
+                    client,
+                    to_fetch,
+                    to_continue,
+                    patient_id,
+                    out,
+                    settings.fhir_page_size,
+                    optional,
                 )
                 await _fetch_referenced_medications(client, out, drafts)
         except TimeoutError as exc:
@@ -188,6 +197,7 @@ async def _fetch_all(
     patient_id: str,
     out: ResolvedData,
     page_size: int,
+    optional: frozenset[DataKey],
 ) -> None:
     async def fetch(key: DataKey) -> list[dict[str, Any]]:
         query = render_template(prefetch_template(key), patient_id)
@@ -206,7 +216,7 @@ async def _fetch_all(
     reasons: list[str] = []
     too_large = 0
     for key, result in zip([*to_fetch, *to_continue], results, strict=True):
-        if isinstance(result, FhirUnavailable) and key in OPTIONAL_KEYS and key in to_fetch:
+        if isinstance(result, FhirUnavailable) and key in optional and key in to_fetch:
             # A key the call can do without (a server without Encounter, a token not scoped to
             # it): go on without it, and say so in the log.
             out.resources[key] = []

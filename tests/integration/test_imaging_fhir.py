@@ -94,7 +94,7 @@ def test_unknown_onset_and_age_58_from_the_fhir_server(
         draft_orders=owned_by(pid, [service_request(order_id="mri-58")]),
     )
     [card] = client.post("/cds-services/lbp-order-sign", json=body).json()["cards"]
-    assert "onset unknown: treated as a new episode" in card["detail"]
+    assert "onset unknown: a new episode" in card["detail"]
     assert "**Age:** 58 years" in card["detail"] and card["indicator"] == "warning"
     assert card["suggestions"][0]["actions"][0]["resourceId"] == "ServiceRequest/mri-58"
 

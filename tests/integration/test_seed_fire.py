@@ -45,6 +45,15 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
     },
     # History of cancer (Z85.*, any time) is a red flag: no imaging card.
     "lbp-demo-imaging-cancer": {"order-select": [], "order-sign": []},
+    # A red-flag screen 3 days ago with "yes" to saddle anaesthesia: a red flag, no imaging card;
+    # the chart hooks still ask for STarT Back, naming the flag (test below).
+    "lbp-demo-red-flag-saddle": {
+        "order-select": [],
+        "order-sign": [],
+        "patient-view": [("startback-screening", "info")],
+    },
+    # The same with an all-"no" screen: the imaging card, saying the screen was negative.
+    "lbp-demo-red-flag-negative": {hook: [(IMAGING, "warning")] for hook in ORDER_HOOKS},
     # Oxycodone 5 mg q6h = 30 MME/day, no benzodiazepine: warning.
     "lbp-demo-opioid": {
         "order-select": [(OPIOID, "warning")],
@@ -153,6 +162,27 @@ def test_imaging_card_suggests_deleting_the_drafted_mri(seeded: FhirServer, caps
     deletes = [a for a in _actions(card) if a["type"] == "delete"]
     assert deletes and deletes[0]["resourceId"].endswith("lbp-demo-mri-draft")
     assert "10 day" in card["detail"]  # the episode length comes first
+
+
+def test_the_red_flag_screen_patients_read_from_the_fhir_server(seeded: FhirServer, capsys) -> None:
+    """The screen recorded on the FHIR server decides: a "yes" to saddle anaesthesia is a red flag
+    (no imaging card; the other cards name it), an all-"no" screen makes the card say negative."""
+    assert fire_json(seeded, "lbp-demo-red-flag-saddle", "order-sign", capsys)["cards"] == []
+    (screening,) = fire_json(seeded, "lbp-demo-red-flag-saddle", "patient-view", capsys)["cards"]
+    assert "saddle anaesthesia (red-flag screen " in screening["detail"]
+
+    (card,) = fire_json(seeded, "lbp-demo-red-flag-negative", "order-sign", capsys)["cards"]
+    assert re.search(r"Red-flag screen on \d{1,2} [A-Z][a-z]{2}: negative\.", card["detail"])
+    # A screen counts, so the card does not ask for one; without a screen it does.
+    assert all(link["type"] != "smart" for link in card.get("links", [])), card["links"]
+    (unscreened,) = fire_json(seeded, "lbp-demo-imaging", "order-sign", capsys)["cards"]
+    assert "Record a red-flag screen" in [link["label"] for link in unscreened["links"]]
+
+    argv = ["fire", "--fhir-server", seeded.base_url, "--patient", "lbp-demo-red-flag-negative"]
+    code = cli.main([*argv, "--hook", "order-sign", *order_args(argv[-1], "order-sign")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert ": negative." in out and "1. WARNING  " in out
 
 
 def test_opioid_card_gives_mme_and_days_supply_and_only_the_due_suggestions(
@@ -299,7 +329,7 @@ def test_the_wheel_seeds_and_fires_with_no_repository(
         *(BUNDLED / "synthea").glob("*.transaction.json"),
         *(BUNDLED / "seed").glob("*.json"),
     ]
-    assert len(re.findall(r"^\[\d+/\d+\] ", loaded.stderr, re.M)) == len(bundles) == 11
+    assert len(re.findall(r"^\[\d+/\d+\] ", loaded.stderr, re.M)) == len(bundles) == 13
     (line,) = [
         line.strip()
         for line in loaded.stdout.splitlines()

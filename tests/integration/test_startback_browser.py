@@ -10,9 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from tests.browser import chromium
+from tests.browser import chromium, screenshot
 from tests.contract import assert_response_contract
 from tests.factories import SNOMED, TODAY, hook_request
 from tests.fhir_server import FhirServer
@@ -31,7 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 pytest.importorskip("playwright.sync_api")
 
-SCREENSHOT = ROOT / "docs" / "startback-app.png"
 # The project's copy of Keele's validated wording (clinical-codes.md §7).
 WORDING = json.loads(
     (ROOT / "cds_service" / "apps" / "startback-wording.json").read_text(encoding="utf-8")
@@ -154,11 +151,7 @@ def test_app_writes_the_result_and_patient_view_shows_it(
     assert saved.inner_text().count("Observation/") == 3
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
 
-    shot = tmp_path / "startback-app.png"
-    page.screenshot(path=str(shot), full_page=True)
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1":  # refresh the README picture on purpose only
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        shutil.copyfile(shot, SCREENSHOT)
+    screenshot(page, tmp_path, "startback-app.png")
     page.close()
 
     responses = httpx.get(

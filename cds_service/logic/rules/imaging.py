@@ -12,11 +12,13 @@ When (order-select: the selected orders; order-sign: every draft order):
     lumbar family, LOINC lumbar XR/CT/MR, or a text naming lumbar / lumbosacral spine with
     X-ray, radiograph, CT or MRI),
   - back-pain context (rules.evaluate() gates every rule on it),
-  - no red flag in the record or in this order's reason (red_flags.py),
+  - no red flag in the record, on the counting red-flag screen or in this order's reason
+    (red_flags.py, red_flag_screen.py),
   - an episode younger than imaging_window_days (42: day 41 fires, day 42 does not, as "shorter
     than 6 weeks"). Unknown onset counts as a new episode, and the card says so.
 Then: a `warning` per imaging order, suggesting to delete the draft. Age >= 50 is named in the
-card as a weaker risk factor and never changes the indicator (ACP 2011).
+card as a weaker risk factor and never changes the indicator (ACP 2011). The card says when the
+counting red-flag screen was negative, or, without one, links to the screen app (RULES.md v2).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from cds_service.logic.chart import Chart
 from cds_service.logic.fhir import CodeableConcept, ServiceRequest
 from cds_service.logic.findings import Finding, Indicator, Topic
 from cds_service.logic.guidelines import Citation
+from cds_service.logic.red_flag_screen import RedFlagScreen
 from cds_service.logic.rules.rule import ORDER_HOOKS, Rule
 from cds_service.logic.terminology import CPT, normalise_code, normalise_system, value_set
 
@@ -53,6 +56,10 @@ class ImagingFinding(Finding):
     # Age at or above imaging_weaker_risk_age_years: named in the card, not a red flag.
     age_is_weaker_risk_factor: bool
     weaker_risk_age_years: int
+    # The episode's counting red-flag screen, negative (a "yes" is a red flag, and then there is
+    # no finding); None: no screen counts, and the card asks for one (RULES.md v2).
+    red_flag_screen: RedFlagScreen | None
+    red_flag_screen_days: int
 
 
 def is_lumbar_imaging(order: ServiceRequest) -> bool:
@@ -131,6 +138,8 @@ def evaluate(chart: Chart) -> list[ImagingFinding]:
                 age_is_weaker_risk_factor=age is not None
                 and age >= config.imaging_weaker_risk_age_years,
                 weaker_risk_age_years=config.imaging_weaker_risk_age_years,
+                red_flag_screen=chart.red_flag_screen,
+                red_flag_screen_days=config.red_flag_screen_days,
             )
         )
     return findings

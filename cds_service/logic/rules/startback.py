@@ -19,7 +19,9 @@ startback-result
         (`startback_lookback_days`; exactly 180 counts) and not before the episode onset (v2).
         The newest counting result is used, whatever the episode's age.
   Then: `info` with the risk group and its matched care; a total >= 4 without a subscale has no
-        risk group, and the card says the psychosocial subscale is needed.
+        risk group, and the card says the psychosocial subscale is needed. Medium and high risk:
+        the referral for the matched care (logic/stratified_care.py), for the card to suggest;
+        low risk: the patient's self-care plan (v2).
 The two never fire together: one rule decides between them.
 """
 
@@ -30,12 +32,13 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from cds_service.logic import startback
+from cds_service.logic import startback, stratified_care
 from cds_service.logic.chart import Chart
 from cds_service.logic.findings import Finding, Indicator, Topic
 from cds_service.logic.guidelines import Citation
 from cds_service.logic.rules.rule import CHART_HOOKS, Rule
 from cds_service.logic.startback import RiskGroup, StartBackResult, UnscorableResponse
+from cds_service.logic.stratified_care import Referral as Referral  # carried by the finding
 
 
 class PreviousWhy(StrEnum):
@@ -65,6 +68,9 @@ class StartBackResultFinding(Finding):
     indicator: Indicator = Indicator.INFO
     result: StartBackResult
     days_ago: int
+    # Medium and high risk: the referral to suggest (v2). Low risk: the self-care plan instead.
+    referral: Referral | None = None
+    self_care_plan: bool = False
 
     @property
     def risk(self) -> RiskGroup | None:
@@ -86,7 +92,12 @@ def evaluate(chart: Chart) -> Sequence[Finding]:
     current = startback.latest_result(observations, responses, record.today, lookback, onset)
     if current is not None:
         return [
-            StartBackResultFinding(result=current, days_ago=_days_ago(current.on, record.today))
+            StartBackResultFinding(
+                result=current,
+                days_ago=_days_ago(current.on, record.today),
+                referral=stratified_care.referral_for(current.risk, record),
+                self_care_plan=stratified_care.self_care_plan_matches(current.risk),
+            )
         ]
     if not is_new_episode(record.episode_days, config.startback_new_episode_days):
         return []

@@ -1,0 +1,235 @@
+"""The red-flag screen app (SMART App Launch) and its Questionnaire (RULES.md v2 "Red-flag screen
+and stratified care").
+
+Routes:
+- `GET /fhir/Questionnaire/lbp-red-flag-screen`: the FHIR R4 Questionnaire (12 yes / no items,
+  each coded with SNOMED CT); its `url` is this very address, the canonical a response names.
+- `GET /apps/red-flags`: the page. EHR launch (`launch` + `iss`, from the imaging card's `smart`
+  link "Record a red-flag screen"): SMART App Launch with PKCE, in the browser. Development:
+  `?iss=<open FHIR base>&patient=<id>`. The browser writes the response to the FHIR server
+  itself; the service never sees the access token.
+- `GET /apps/red-flags/config`: the SMART client id, scopes and the Questionnaire; 400 for the
+  launch parameters the page would refuse.
+- `POST /apps/red-flags/response`: the answers read by `logic.red_flag_screen` (the same code that
+  reads the screen back in hook calls: the app shows what the cards will do) and, given a
+  patient, the completed QuestionnaireResponse to write, validated with fhir.resources R4B.
+
+Launch checks, page headers and the shared SMART script: apps/smart_launch.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+from fhir.resources.R4B.questionnaireresponse import (
+    QuestionnaireResponse as R4BQuestionnaireResponse,
+)
+from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints
+
+from cds_service.apps.smart_launch import (
+    FhirId,
+    LaunchDep,
+    config_body,
+    fhir_datetime,
+    json_file,
+    page,
+    refusal_page,
+    static_file,
+)
+from cds_service.deps import SettingsDep
+from cds_service.errors import BadRequest
+from cds_service.hooks.parsing import parse_json_object, validate
+from cds_service.logic.fhir import QuestionnaireResponse
+from cds_service.logic.red_flag_screen import read_screen
+from cds_service.logic.red_flags import RedFlagReport, red_flag_checks
+from cds_service.openapi import body_schema, error_responses
+from cds_service.responses import json_response
+from cds_service.routes import RED_FLAG_QUESTIONNAIRE_PATH, RED_FLAGS_APP_PATH
+
+router = APIRouter(tags=["red-flag-screen-app"])
+
+SMART_SCOPE = "launch patient/Patient.read patient/QuestionnaireResponse.write openid fhirUser"
+STATIC_FILES = {
+    "red-flags.js": "text/javascript; charset=utf-8",
+    "red-flags.css": "text/css; charset=utf-8",
+}
+STYLESHEETS = ("red-flags/static/app.css", "red-flags/static/red-flags.css")
+TITLE = "Red-flag screen"
+
+
+def _questionnaire_template() -> dict[str, Any]:
+    return json_file("questionnaire-red-flags.json")
+
+
+def canonical_url(public_base_url: str) -> str:
+    return f"{public_base_url}{RED_FLAG_QUESTIONNAIRE_PATH}"
+
+
+def questionnaire(public_base_url: str) -> dict[str, Any]:
+    """The Questionnaire with its canonical `url` set to where this service serves it."""
+    return {**_questionnaire_template(), "url": canonical_url(public_base_url)}
+
+
+@router.get(RED_FLAG_QUESTIONNAIRE_PATH, summary="The red-flag screen Questionnaire (FHIR R4)")
+async def get_questionnaire(settings: SettingsDep) -> Response:
+    """The Questionnaire resource at its canonical URL."""
+    return json_response(
+        questionnaire(settings.public_base_url), headers={"Content-Type": "application/fhir+json"}
+    )
+
+
+@router.get(
+    RED_FLAGS_APP_PATH,
+    summary="Red-flag screen app",
+    response_class=HTMLResponse,
+    responses={
+        400: {
+            "description": "Launch refused: `iss` not allow-listed, not https (except loopback) "
+            "or malformed; or development mode while authentication is required",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def app_page(launch: LaunchDep) -> Response:
+    """The single-page app (SMART EHR launch, or `?iss=...&patient=...` for development)."""
+    if launch.problem:
+        return refusal_page(TITLE, "screen", STYLESHEETS, launch.problem[0])
+    return page("red-flags.html")
+
+
+@router.get(RED_FLAGS_APP_PATH + "/static/{name}", include_in_schema=False)
+async def app_static_file(name: str) -> Response:
+    return static_file(name, STATIC_FILES)
+
+
+@router.get(
+    RED_FLAGS_APP_PATH + "/config",
+    summary="SMART client settings and the red-flag Questionnaire",
+    responses=error_responses(400),
+)
+async def app_config(settings: SettingsDep, launch: LaunchDep) -> Response:
+    """The page's settings; with the page's launch parameters, 400 when they are refused."""
+    return json_response(
+        config_body(
+            settings,
+            launch,
+            scope=SMART_SCOPE,
+            questionnaire=questionnaire(settings.public_base_url),
+        )
+    )
+
+
+# The signed-in user as the EHR's launch names it (SMART fhirUser): the response's author.
+UserReference = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\-\.]{1,64}$"
+    ),
+]
+
+
+class ScreenRequest(BaseModel):
+    """The page's answers: linkId -> true (yes) / false (no), for all 12 items (JSON booleans
+    only: "yes" or 1 is refused, not guessed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answers: dict[str, StrictBool]
+    patient: FhirId | None = None
+    authored: datetime | None = None
+    encounter: FhirId | None = None
+    author: UserReference | None = None
+
+
+class ScreenFlag(BaseModel):
+    linkId: str
+    item: str
+    flag: str
+
+
+class ScreenResult(BaseModel):
+    negative: bool
+    yes: list[ScreenFlag]
+    resource: dict[str, Any] | None = None
+
+
+@router.post(
+    RED_FLAGS_APP_PATH + "/response",
+    summary="Read red-flag screen answers and build the QuestionnaireResponse",
+    openapi_extra=body_schema(ScreenRequest),
+)
+async def screen_response(request: Request, settings: SettingsDep) -> Response:
+    """Which answers are red flags, as the cards read them; with `patient`, also the completed
+    QuestionnaireResponse the page writes."""
+    body = validate(ScreenRequest, parse_json_object(await request.body()))
+    response = questionnaire_response(
+        body.answers,
+        settings.public_base_url,
+        fhir_datetime(body.authored),
+        patient=body.patient,
+        encounter=body.encounter,
+        author=body.author,
+    )
+    screen = read_screen(QuestionnaireResponse.model_validate(response))
+    if screen is None:  # every item was answered above
+        raise BadRequest("The answers could not be read", expression=["answers"])
+    report = RedFlagReport(checked=red_flag_checks(settings.rules), found=screen.hits())
+    out = ScreenResult(
+        negative=screen.negative,
+        yes=[
+            ScreenFlag(linkId=item.link_id, item=item.name, flag=report.label_of(item.flag))
+            for item in screen.yes
+        ],
+        resource=response if body.patient else None,
+    )
+    return json_response(out.model_dump(exclude_none=True))
+
+
+def questionnaire_response(
+    answers: dict[str, bool],
+    public_base_url: str,
+    authored: str,
+    *,
+    patient: str | None = None,
+    encounter: str | None = None,
+    author: str | None = None,
+) -> dict[str, Any]:
+    """A completed QuestionnaireResponse naming `canonical|version`; every item needs an answer
+    (the Questionnaire marks them required). Validated with fhir.resources R4B."""
+    template = _questionnaire_template()
+    items = template["item"]
+    unknown = sorted(set(answers) - {i["linkId"] for i in items})
+    if unknown:
+        raise BadRequest(f"Unknown items: {', '.join(unknown)}", expression=["answers"])
+    missing = [i for i in items if i["linkId"] not in answers]
+    if missing:
+        numbers = ", ".join(i["prefix"] for i in missing)
+        raise BadRequest(
+            f"Every item needs a yes or no (missing: {numbers})",
+            expression=[i["linkId"] for i in missing],
+        )
+    response: dict[str, Any] = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": f"{canonical_url(public_base_url)}|{template['version']}",
+        "status": "completed",
+        "authored": authored,
+        "item": [
+            {
+                "linkId": item["linkId"],
+                "text": item["text"],
+                "answer": [{"valueBoolean": answers[item["linkId"]]}],
+            }
+            for item in items
+        ],
+    }
+    if patient:
+        response["subject"] = {"reference": f"Patient/{patient}"}
+    if encounter:
+        response["encounter"] = {"reference": f"Encounter/{encounter}"}
+    if author:
+        response["author"] = {"reference": author}
+    R4BQuestionnaireResponse.model_validate(response)
+    return response
