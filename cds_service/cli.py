@@ -216,9 +216,9 @@ def _add_seed(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "practitioners first (00-* files), then the patients. Default files: the ones the\n"
             "package ships (cds_service/tools/fixtures: synthea/*.transaction.json, then a\n"
             "scenario per card topic and the red-flag screen patients, seed/*.json). Date tokens\n"
-            "such as @today-10d become real\n"
-            "dates at seed time. Prints the patient ids and, per scenario, the `cds-service\n"
-            "fire` command that shows its card; progress goes to stderr.\n\n"
+            "such as @today-10d become real dates at seed time. Prints the patient ids and,\n"
+            "per scenario, the `cds-service fire` command that shows its card; progress goes\n"
+            "to stderr.\n\n"
             "Exit codes: 0 loaded; 1 the server refused a bundle; 2 bad arguments or files;\n"
             "3 the server could not be reached."
         ),
