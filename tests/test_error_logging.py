@@ -351,7 +351,7 @@ def test_a_refused_fhir_server_line_says_why_in_the_services_own_words(
     response = post(client, fallback("http://user:pw@127.0.0.1:9999/fhir"))
     assert response.status_code == 412
     [line] = lines.errors()
-    assert line["detail"] == "it has userinfo"
+    assert line["detail"] == "has userinfo"
     assert line["expression"] == ["fhirServer"]
     assert line["service"] == "lbp-patient-view"
 

@@ -66,10 +66,10 @@ def fhir_client_for(
         base = parse_base(server)
     except UnsafeFhirUrl as exc:
         raise PrefetchUnavailable(
-            f"fhirServer is not a plain http(s) base URL: it {exc}",
+            f"fhirServer is not a plain http(s) base URL ({exc})",
             expression=["fhirServer"],
             reason="fhir-url-unsafe",
-            detail=f"it {exc}",
+            detail=str(exc),
         ) from None
     if not settings.fhir_server_allowed(str(base)):
         return Unusable(
