@@ -56,12 +56,6 @@ class UnknownService(CdsError):
     reason = "unknown-service"
 
 
-class PayloadTooLarge(CdsError):
-    status_code = 413
-    issue_code = "too-costly"
-    reason = "body-too-large"
-
-
 class PrefetchUnavailable(CdsError):
     """Data is needed, prefetch did not bring it, and the FHIR server cannot be used (412)."""
 
