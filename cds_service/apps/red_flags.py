@@ -22,104 +22,41 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi import Request, Response
 from fhir.resources.R4B.questionnaireresponse import (
     QuestionnaireResponse as R4BQuestionnaireResponse,
 )
 from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints
 
-from cds_service.apps.smart_launch import (
-    FhirId,
-    LaunchDep,
-    config_body,
-    fhir_datetime,
-    json_file,
-    page,
-    refusal_page,
-    static_file,
-)
+from cds_service.apps.questionnaire_app import QuestionnaireApp, questionnaire_app_router
+from cds_service.apps.smart_launch import FhirId, fhir_datetime
 from cds_service.deps import SettingsDep
 from cds_service.errors import BadRequest
 from cds_service.hooks.parsing import parse_json_object, validate
 from cds_service.logic.fhir import QuestionnaireResponse
 from cds_service.logic.red_flag_screen import read_screen
 from cds_service.logic.red_flags import RedFlagReport, red_flag_checks
-from cds_service.openapi import body_schema, error_responses
+from cds_service.openapi import body_schema
 from cds_service.responses import json_response
 from cds_service.routes import RED_FLAG_QUESTIONNAIRE_PATH, RED_FLAGS_APP_PATH
 
-router = APIRouter(tags=["red-flag-screen-app"])
-
-SMART_SCOPE = "launch patient/Patient.read patient/QuestionnaireResponse.write openid fhirUser"
-STATIC_FILES = {
-    "red-flags.js": "text/javascript; charset=utf-8",
-    "red-flags.css": "text/css; charset=utf-8",
-}
-STYLESHEETS = ("red-flags/static/app.css", "red-flags/static/red-flags.css")
-TITLE = "Red-flag screen"
-
-
-def _questionnaire_template() -> dict[str, Any]:
-    return json_file("questionnaire-red-flags.json")
-
-
-def canonical_url(public_base_url: str) -> str:
-    return f"{public_base_url}{RED_FLAG_QUESTIONNAIRE_PATH}"
-
-
-def questionnaire(public_base_url: str) -> dict[str, Any]:
-    """The Questionnaire with its canonical `url` set to where this service serves it."""
-    return {**_questionnaire_template(), "url": canonical_url(public_base_url)}
-
-
-@router.get(RED_FLAG_QUESTIONNAIRE_PATH, summary="The red-flag screen Questionnaire (FHIR R4)")
-async def get_questionnaire(settings: SettingsDep) -> Response:
-    """The Questionnaire resource at its canonical URL."""
-    return json_response(
-        questionnaire(settings.public_base_url), headers={"Content-Type": "application/fhir+json"}
-    )
-
-
-@router.get(
-    RED_FLAGS_APP_PATH,
-    summary="Red-flag screen app",
-    response_class=HTMLResponse,
-    responses={
-        400: {
-            "description": "Launch refused: `iss` not allow-listed, not https (except loopback) "
-            "or malformed; or development mode while authentication is required",
-            "content": {"text/html": {"schema": {"type": "string"}}},
-        }
-    },
+APP = QuestionnaireApp(
+    path=RED_FLAGS_APP_PATH,
+    title="Red-flag screen",
+    what="screen",
+    questionnaire_file="questionnaire-red-flags.json",
+    canonical_path=RED_FLAG_QUESTIONNAIRE_PATH,
+    smart_scope="launch patient/Patient.read patient/QuestionnaireResponse.write openid fhirUser",
 )
-async def app_page(launch: LaunchDep) -> Response:
-    """The single-page app (SMART EHR launch, or `?iss=...&patient=...` for development)."""
-    if launch.problem:
-        return refusal_page(TITLE, "screen", STYLESHEETS, launch.problem[0])
-    return page("red-flags.html")
-
-
-@router.get(RED_FLAGS_APP_PATH + "/static/{name}", include_in_schema=False)
-async def app_static_file(name: str) -> Response:
-    return static_file(name, STATIC_FILES)
-
-
-@router.get(
-    RED_FLAGS_APP_PATH + "/config",
-    summary="SMART client settings and the red-flag Questionnaire",
-    responses=error_responses(400),
+router = questionnaire_app_router(
+    APP,
+    tag="red-flag-screen-app",
+    questionnaire_summary="The red-flag screen Questionnaire (FHIR R4)",
+    page_summary="Red-flag screen app",
+    config_summary="SMART client settings and the red-flag Questionnaire",
 )
-async def app_config(settings: SettingsDep, launch: LaunchDep) -> Response:
-    """The page's settings; with the page's launch parameters, 400 when they are refused."""
-    return json_response(
-        config_body(
-            settings,
-            launch,
-            scope=SMART_SCOPE,
-            questionnaire=questionnaire(settings.public_base_url),
-        )
-    )
+canonical_url = APP.canonical_url
+questionnaire = APP.questionnaire
 
 
 # The signed-in user as the EHR's launch names it (SMART fhirUser): the response's author.
@@ -199,7 +136,7 @@ def questionnaire_response(
 ) -> dict[str, Any]:
     """A completed QuestionnaireResponse naming `canonical|version`; every item needs an answer
     (the Questionnaire marks them required). Validated with fhir.resources R4B."""
-    template = _questionnaire_template()
+    template = APP.questionnaire_template()
     items = template["item"]
     unknown = sorted(set(answers) - {i["linkId"] for i in items})
     if unknown:

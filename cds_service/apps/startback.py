@@ -25,21 +25,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi import Request, Response
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import BaseModel, ConfigDict
 
-from cds_service.apps.smart_launch import (
-    FhirId,
-    LaunchDep,
-    config_body,
-    fhir_datetime,
-    json_file,
-    page,
-    refusal_page,
-    static_file,
-)
+from cds_service.apps.questionnaire_app import QuestionnaireApp, questionnaire_app_router
+from cds_service.apps.smart_launch import FhirId, fhir_datetime
 from cds_service.deps import SettingsDep
 from cds_service.errors import BadRequest
 from cds_service.hooks.parsing import parse_json_object, validate
@@ -52,83 +43,29 @@ from cds_service.logic.startback import (
     Score,
 )
 from cds_service.logic.terminology import value_set
-from cds_service.openapi import body_schema, error_responses
+from cds_service.openapi import body_schema
 from cds_service.responses import json_response
 from cds_service.routes import STARTBACK_APP_PATH
 
-router = APIRouter(tags=["startback-app"])
-
-SMART_SCOPE = "launch patient/Patient.read patient/QuestionnaireResponse.write patient/Observation.write openid fhirUser"
-STATIC_FILES = {
-    "startback.js": "text/javascript; charset=utf-8",
-    "startback.css": "text/css; charset=utf-8",
-}
-STYLESHEETS = ("startback/static/app.css", "startback/static/startback.css")
+APP = QuestionnaireApp(
+    path=STARTBACK_APP_PATH,
+    title="STarT Back questionnaire",
+    what="questionnaire",
+    questionnaire_file="questionnaire-startback.json",
+    canonical_path=QUESTIONNAIRE_CANONICAL_PATH,
+    smart_scope="launch patient/Patient.read patient/QuestionnaireResponse.write "
+    "patient/Observation.write openid fhirUser",
+)
+router = questionnaire_app_router(
+    APP,
+    tag="startback-app",
+    questionnaire_summary="The STarT Back Questionnaire (FHIR R4)",
+    page_summary="STarT Back questionnaire app",
+    config_summary="SMART client settings and the Questionnaire",
+)
+canonical_url = APP.canonical_url
+questionnaire = APP.questionnaire
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-
-
-def _questionnaire_template() -> dict[str, Any]:
-    return json_file("questionnaire-startback.json")
-
-
-def canonical_url(public_base_url: str) -> str:
-    return f"{public_base_url}{QUESTIONNAIRE_CANONICAL_PATH}"
-
-
-def questionnaire(public_base_url: str) -> dict[str, Any]:
-    """The Questionnaire with its canonical `url` set to where this service serves it."""
-    return {**_questionnaire_template(), "url": canonical_url(public_base_url)}
-
-
-@router.get(QUESTIONNAIRE_CANONICAL_PATH, summary="The STarT Back Questionnaire (FHIR R4)")
-async def get_questionnaire(settings: SettingsDep) -> Response:
-    """The Questionnaire resource at its canonical URL."""
-    return json_response(
-        questionnaire(settings.public_base_url), headers={"Content-Type": "application/fhir+json"}
-    )
-
-
-@router.get(
-    STARTBACK_APP_PATH,
-    summary="STarT Back questionnaire app",
-    response_class=HTMLResponse,
-    responses={
-        400: {
-            "description": "Launch refused: `iss` not allow-listed, not https (except loopback) "
-            "or malformed; or development mode while authentication is required",
-            "content": {"text/html": {"schema": {"type": "string"}}},
-        }
-    },
-)
-async def app_page(launch: LaunchDep) -> Response:
-    """The single-page app (SMART EHR launch, or `?iss=...&patient=...` for development)."""
-    if launch.problem:
-        return refusal_page(
-            "STarT Back questionnaire", "questionnaire", STYLESHEETS, launch.problem[0]
-        )
-    return page("startback.html")
-
-
-@router.get(STARTBACK_APP_PATH + "/static/{name}", include_in_schema=False)
-async def app_static_file(name: str) -> Response:
-    return static_file(name, STATIC_FILES)
-
-
-@router.get(
-    STARTBACK_APP_PATH + "/config",
-    summary="SMART client settings and the Questionnaire",
-    responses=error_responses(400),
-)
-async def app_config(settings: SettingsDep, launch: LaunchDep) -> Response:
-    """The page's settings; with the page's launch parameters, 400 when they are refused."""
-    return json_response(
-        config_body(
-            settings,
-            launch,
-            scope=SMART_SCOPE,
-            questionnaire=questionnaire(settings.public_base_url),
-        )
-    )
 
 
 class ScoreRequest(BaseModel):
@@ -188,7 +125,7 @@ def questionnaire_response(
     encounter: str | None = None,
 ) -> dict[str, Any]:
     """A completed QuestionnaireResponse; every item needs one of its answerOption codes."""
-    items = _questionnaire_template()["item"]
+    items = APP.questionnaire_template()["item"]
     unknown = sorted(set(answers) - {i["linkId"] for i in items})
     if unknown:
         raise BadRequest(f"Unknown items: {', '.join(unknown)}", expression=["answers"])
