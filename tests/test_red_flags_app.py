@@ -85,6 +85,7 @@ def test_page_is_self_contained_and_accessible(app_client) -> None:
     for name, kind in (
         ("red-flags.js", "javascript"),
         ("smart-launch.js", "javascript"),
+        ("questionnaire-form.js", "javascript"),
         ("red-flags.css", "css"),
         ("app.css", "css"),
     ):

@@ -79,7 +79,11 @@ def test_page_is_self_contained_and_carries_the_copyright(app_client) -> None:
     assert "© Keele University" in page.text and "non-commercial" in page.text
     assert '<html lang="en">' in page.text and 'name="viewport"' in page.text
     assert "http" not in page.text.split("<body>")[0].replace("http-equiv", "")  # no CDN
-    for name, kind in (("startback.js", "javascript"), ("startback.css", "css")):
+    for name, kind in (
+        ("startback.js", "javascript"),
+        ("questionnaire-form.js", "javascript"),
+        ("startback.css", "css"),
+    ):
         asset = app_client.get(f"/apps/startback/static/{name}")
         assert asset.status_code == 200 and kind in asset.headers["content-type"]
     assert app_client.get("/apps/startback/static/../startback.py").status_code == 404

@@ -43,9 +43,11 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
 }
-# Served under every app's /static/: the SMART launch script and the common styles.
+# Served under every app's /static/: the SMART launch script, the form helpers and the common
+# styles.
 SHARED_STATIC_FILES = {
     "smart-launch.js": "text/javascript; charset=utf-8",
+    "questionnaire-form.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
 }
 

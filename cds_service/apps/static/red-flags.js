@@ -6,67 +6,17 @@
 
 (() => {
   const APP = location.pathname.replace(/\/+$/, "");
-  const $ = (id) => document.getElementById(id);
-  const ANSWERS = [["true", "Yes"], ["false", "No"]];
+  const { $, setStatus, showError, clearError, checkedInput, focusFirst } = QuestionnaireForm;
+  const ANSWERS = [{ value: "true", text: "Yes" }, { value: "false", text: "No" }];
 
   let config = null; // { clientId, scope, questionnaire }
   let fhir = null; // { base, patient, token, encounter, user }
   let saved = false;
 
-  function setStatus(text) {
-    $("status").textContent = text;
-  }
-
-  function showError(text) {
-    const box = $("error");
-    box.textContent = text;
-    box.hidden = false;
-  }
-
-  function clearError() {
-    $("error").hidden = true;
-    $("error").textContent = "";
-  }
-
   // ---- the form ------------------------------------------------------------------------------
 
   function renderForm(questionnaire) {
-    const container = $("items");
-    container.textContent = "";
-    questionnaire.item.forEach((item) => {
-      const fieldset = document.createElement("fieldset");
-      fieldset.className = "item";
-      fieldset.id = `item-${item.linkId}`;
-      const legend = document.createElement("legend");
-      const number = document.createElement("span");
-      number.className = "number";
-      number.textContent = `${item.prefix}.`;
-      legend.append(number, ` ${item.text}`);
-      fieldset.append(legend);
-      const options = document.createElement("div");
-      options.className = "options";
-      ANSWERS.forEach(([value, text]) => {
-        const id = `a-${item.linkId}-${value}`;
-        const input = document.createElement("input");
-        input.type = "radio";
-        input.name = item.linkId;
-        input.value = value;
-        input.id = id;
-        input.required = true;
-        const label = document.createElement("label");
-        label.htmlFor = id;
-        label.className = "option";
-        label.append(input, document.createTextNode(` ${text}`));
-        options.append(label);
-      });
-      fieldset.append(options);
-      container.append(fieldset);
-    });
-    $("form").hidden = false;
-  }
-
-  function checkedInput(item) {
-    return document.querySelector(`input[name="${CSS.escape(item.linkId)}"]:checked`);
+    QuestionnaireForm.render(questionnaire, () => ANSWERS, () => "options");
   }
 
   function answers() {
@@ -79,7 +29,7 @@
   }
 
   function unanswered() {
-    return config.questionnaire.item.filter((item) => !checkedInput(item));
+    return QuestionnaireForm.unanswered(config.questionnaire);
   }
 
   // The service reads the answers as the cards will; with the patient, it also builds the
@@ -177,8 +127,7 @@
     if (missing.length > 0) {
       const numbers = missing.map((item) => item.prefix).join(", ");
       showError(`Please answer every item, yes or no (missing: ${numbers}).`);
-      const first = document.querySelector(`#item-${CSS.escape(missing[0].linkId)} input`);
-      if (first) first.focus();
+      focusFirst(missing);
       return;
     }
     if (!fhir) {

@@ -6,26 +6,11 @@
 
 (() => {
   const APP = location.pathname.replace(/\/+$/, "");
-  const $ = (id) => document.getElementById(id);
+  const { $, setStatus, showError, clearError, checkedInput, focusFirst } = QuestionnaireForm;
 
   let config = null; // { clientId, scope, questionnaire }
   let fhir = null; // { base, patient, token, encounter, user }
   let saved = false;
-
-  function setStatus(text) {
-    $("status").textContent = text;
-  }
-
-  function showError(text) {
-    const box = $("error");
-    box.textContent = text;
-    box.hidden = false;
-  }
-
-  function clearError() {
-    $("error").hidden = true;
-    $("error").textContent = "";
-  }
 
   function authHeaders(extra) {
     return SmartLaunch.authHeaders(fhir, extra);
@@ -34,54 +19,24 @@
   // ---- the form ------------------------------------------------------------------------------
 
   function renderForm(questionnaire) {
-    const container = $("items");
-    container.textContent = "";
-    questionnaire.item.forEach((item) => {
-      const fieldset = document.createElement("fieldset");
-      fieldset.className = "item";
-      fieldset.id = `item-${item.linkId}`;
-      fieldset.dataset.linkId = item.linkId;
-      const legend = document.createElement("legend");
-      const number = document.createElement("span");
-      number.className = "number";
-      number.textContent = `${item.prefix}.`;
-      legend.append(number, ` ${item.text}`);
-      fieldset.append(legend);
-      const options = document.createElement("div");
-      options.className = item.answerOption.length > 2 ? "options options-scale" : "options";
-      item.answerOption.forEach((option, index) => {
-        const coding = option.valueCoding;
-        const id = `a-${item.linkId}-${index}`;
-        const input = document.createElement("input");
-        input.type = "radio";
-        input.name = item.linkId;
-        input.value = coding.code;
-        input.id = id;
-        input.required = true;
-        const label = document.createElement("label");
-        label.htmlFor = id;
-        label.className = "option";
-        label.append(input, document.createTextNode(` ${coding.display}`));
-        options.append(label);
-      });
-      fieldset.append(options);
-      container.append(fieldset);
-    });
-    $("form").hidden = false;
+    QuestionnaireForm.render(
+      questionnaire,
+      (item) => item.answerOption.map(({ valueCoding }) => ({ value: valueCoding.code, text: valueCoding.display })),
+      (item) => (item.answerOption.length > 2 ? "options options-scale" : "options"),
+    );
   }
 
   function answers() {
     const out = {};
     config.questionnaire.item.forEach((item) => {
-      const checked = document.querySelector(`input[name="${CSS.escape(item.linkId)}"]:checked`);
+      const checked = checkedInput(item);
       if (checked) out[item.linkId] = checked.value;
     });
     return out;
   }
 
   function unanswered() {
-    const given = answers();
-    return config.questionnaire.item.filter((item) => !(item.linkId in given));
+    return QuestionnaireForm.unanswered(config.questionnaire);
   }
 
   async function score(withPatient) {
@@ -184,8 +139,7 @@
     if (missing.length > 0) {
       const numbers = missing.map((item) => item.prefix).join(", ");
       showError(`Please answer every statement (missing: ${numbers}).`);
-      const first = document.querySelector(`#item-${CSS.escape(missing[0].linkId)} input`);
-      if (first) first.focus();
+      focusFirst(missing);
       return;
     }
     if (!fhir) {
