@@ -187,6 +187,18 @@ def test_in_process_settings_open_only_what_the_call_needs(monkeypatch) -> None:
     assert with_token.log_level == "INFO"
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("CDS_TRUSTED_ISSUERS", "{not json"), ("CDS_RULES__MIN_AGE_YEARS", "eighteen")],
+)
+def test_a_bad_setting_is_a_usage_error_naming_its_variable(monkeypatch, variable, value) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(fire.ToolError) as caught:
+        fire.in_process_settings(FHIR, None, env_log_level=False)
+    assert caught.value.exit_code == fire.EXIT_USAGE
+    assert str(caught.value).startswith(f"invalid CDS_* environment setting: {variable}: ")
+
+
 # ---- output --------------------------------------------------------------------------------
 
 

@@ -29,10 +29,10 @@ from typing import Any, TextIO
 from urllib.parse import quote, urlsplit
 
 import httpx
-from pydantic import ValidationError
 
 from cds_service.config import Settings, is_loopback_url
 from cds_service.hooks.registry import SERVICES
+from cds_service.settings_check import SettingsError, load_settings
 from cds_service.tools import bundled
 from cds_service.tools.tokens import TokenError, resolve_tokens
 
@@ -165,9 +165,9 @@ def build_hook_request(
 def in_process_settings(fhir_server: str, token: str | None, env_log_level: bool) -> Settings:
     """Settings from the environment, opened up for one local call (see the module docstring)."""
     try:
-        base = Settings()
-    except ValidationError as exc:
-        raise ToolError(f"invalid CDS_* environment setting: {exc}", EXIT_USAGE) from exc
+        base = load_settings()
+    except SettingsError as exc:
+        raise ToolError(f"invalid CDS_* environment setting: {exc}", EXIT_USAGE) from None
     update: dict[str, Any] = {
         "require_auth": False,
         "fhir_allowlist": [*base.fhir_allowlist, fhir_server.rstrip("/")],
