@@ -7,6 +7,7 @@ tests/test_postgres_replicas.py runs the same checks on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,6 +66,34 @@ def test_workers_starting_together_migrate_once(tmp_path: Path) -> None:
     store = Store(url)
     assert applied_versions(store.engine) == [1, 2]
     store.close()
+
+
+def test_a_worker_opening_a_fresh_database_waits_for_another_workers_migration(
+    tmp_path: Path,
+) -> None:
+    # Another worker is migrating the fresh file (a write transaction, not yet WAL). SQLite refuses
+    # the switch to WAL at once then, without its busy timeout; the store must wait, not fail.
+    path = tmp_path / "fresh.db"
+    migrating = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    migrating.execute("BEGIN IMMEDIATE")
+    migrating.execute("CREATE TABLE other_worker (x INTEGER)")
+    released = threading.Event()
+
+    def finish_migration() -> None:
+        migrating.execute("COMMIT")
+        released.set()
+
+    timer = threading.Timer(0.2, finish_migration)
+    timer.start()
+    store = store_at(path)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert released.is_set()
+    finally:
+        timer.join()
+        migrating.close()
+        store.close()
 
 
 def test_migrated_schema_is_what_the_queries_expect(tmp_path: Path) -> None:

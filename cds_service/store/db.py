@@ -18,6 +18,8 @@ import asyncio
 import functools
 import hashlib
 import logging
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -64,6 +66,8 @@ log = logging.getLogger("cds_service.store")
 CONNECT_TIMEOUT_SECONDS = 3
 # Waiting for a pooled connection longer than this means the database is not keeping up.
 POOL_TIMEOUT_SECONDS = 10
+# SQLite's busy timeout: how long a connection waits for another's write lock.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
 # /readyz: a store that does not answer SELECT 1 within this is reported not ready.
 PING_TIMEOUT_SECONDS = 2.0
 # Six columns a row: 3,000 bind parameters a statement.
@@ -213,7 +217,10 @@ class Store:
         url = sqlalchemy_url(database_url)
         kwargs: dict[str, Any] = {"future": True}
         if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["connect_args"] = {
+                "check_same_thread": False,
+                "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
+            }
         else:
             # A connection that died with the server (restart, failover) is replaced when next
             # taken from the pool, so the store recovers without a restart of the service.
@@ -387,6 +394,26 @@ def _dedupe_key(service_id: str, item: dict[str, Any]) -> str:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _use_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the database file to WAL (persistent, so a no-op once done).
+
+    SQLite answers the switch with SQLITE_BUSY at once, without its busy timeout, while another
+    connection holds a write transaction: on a fresh file that is another worker migrating under
+    BEGIN IMMEDIATE. So retry until the busy timeout, as SQLite would for any other statement.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
