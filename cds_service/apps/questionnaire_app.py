@@ -6,13 +6,17 @@ of its own: how its answers are read.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict
 
 from cds_service.apps.smart_launch import (
+    FhirId,
     LaunchDep,
     config_body,
     json_file,
@@ -21,6 +25,7 @@ from cds_service.apps.smart_launch import (
     static_file,
 )
 from cds_service.deps import SettingsDep
+from cds_service.errors import BadRequest
 from cds_service.openapi import error_responses
 from cds_service.responses import json_response
 
@@ -70,6 +75,50 @@ class QuestionnaireApp:
     def questionnaire(self, public_base_url: str) -> dict[str, Any]:
         """The Questionnaire with its canonical `url` set to where this service serves it."""
         return {**self.questionnaire_template(), "url": self.canonical_url(public_base_url)}
+
+
+class AnswersRequest(BaseModel):
+    """What every app page posts besides its answers: with `patient`, the service also builds
+    the resources the page writes, for that patient, encounter and time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    patient: FhirId | None = None
+    authored: datetime | None = None
+    encounter: FhirId | None = None
+
+
+def known_items(questionnaire: dict[str, Any], answers: Collection[str]) -> list[dict[str, Any]]:
+    """The Questionnaire's items; 400 naming any answered linkId it does not have."""
+    items: list[dict[str, Any]] = questionnaire["item"]
+    unknown = sorted(set(answers) - {i["linkId"] for i in items})
+    if unknown:
+        raise BadRequest(f"Unknown items: {', '.join(unknown)}", expression=["answers"])
+    return items
+
+
+def completed_response(
+    questionnaire: str,
+    authored: str,
+    items: list[dict[str, Any]],
+    *,
+    patient: str | None,
+    encounter: str | None,
+) -> dict[str, Any]:
+    """A completed QuestionnaireResponse of `items` (linkId, text, answer) naming `questionnaire`,
+    with the patient and encounter when given."""
+    response: dict[str, Any] = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": questionnaire,
+        "status": "completed",
+        "authored": authored,
+        "item": items,
+    }
+    if patient:
+        response["subject"] = {"reference": f"Patient/{patient}"}
+    if encounter:
+        response["encounter"] = {"reference": f"Encounter/{encounter}"}
+    return response
 
 
 def questionnaire_app_router(

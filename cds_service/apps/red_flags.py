@@ -19,17 +19,22 @@ Launch checks, page headers and the shared SMART script: apps/smart_launch.py.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Request, Response
 from fhir.resources.R4B.questionnaireresponse import (
     QuestionnaireResponse as R4BQuestionnaireResponse,
 )
-from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints
+from pydantic import BaseModel, StrictBool, StringConstraints
 
-from cds_service.apps.questionnaire_app import QuestionnaireApp, questionnaire_app_router
-from cds_service.apps.smart_launch import FhirId, fhir_datetime
+from cds_service.apps.questionnaire_app import (
+    AnswersRequest,
+    QuestionnaireApp,
+    completed_response,
+    known_items,
+    questionnaire_app_router,
+)
+from cds_service.apps.smart_launch import fhir_datetime
 from cds_service.deps import SettingsDep
 from cds_service.errors import BadRequest
 from cds_service.hooks.parsing import parse_json_object, validate
@@ -68,16 +73,11 @@ UserReference = Annotated[
 ]
 
 
-class ScreenRequest(BaseModel):
+class ScreenRequest(AnswersRequest):
     """The page's answers: linkId -> true (yes) / false (no), for all 12 items (JSON booleans
     only: "yes" or 1 is refused, not guessed)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     answers: dict[str, StrictBool]
-    patient: FhirId | None = None
-    authored: datetime | None = None
-    encounter: FhirId | None = None
     author: UserReference | None = None
 
 
@@ -137,10 +137,7 @@ def questionnaire_response(
     """A completed QuestionnaireResponse naming `canonical|version`; every item needs an answer
     (the Questionnaire marks them required). Validated with fhir.resources R4B."""
     template = APP.questionnaire_template()
-    items = template["item"]
-    unknown = sorted(set(answers) - {i["linkId"] for i in items})
-    if unknown:
-        raise BadRequest(f"Unknown items: {', '.join(unknown)}", expression=["answers"])
+    items = known_items(template, answers)
     missing = [i for i in items if i["linkId"] not in answers]
     if missing:
         numbers = ", ".join(i["prefix"] for i in missing)
@@ -148,12 +145,10 @@ def questionnaire_response(
             f"Every item needs a yes or no (missing: {numbers})",
             expression=[i["linkId"] for i in missing],
         )
-    response: dict[str, Any] = {
-        "resourceType": "QuestionnaireResponse",
-        "questionnaire": f"{canonical_url(public_base_url)}|{template['version']}",
-        "status": "completed",
-        "authored": authored,
-        "item": [
+    response = completed_response(
+        f"{canonical_url(public_base_url)}|{template['version']}",
+        authored,
+        [
             {
                 "linkId": item["linkId"],
                 "text": item["text"],
@@ -161,11 +156,9 @@ def questionnaire_response(
             }
             for item in items
         ],
-    }
-    if patient:
-        response["subject"] = {"reference": f"Patient/{patient}"}
-    if encounter:
-        response["encounter"] = {"reference": f"Encounter/{encounter}"}
+        patient=patient,
+        encounter=encounter,
+    )
     if author:
         response["author"] = {"reference": author}
     R4BQuestionnaireResponse.model_validate(response)

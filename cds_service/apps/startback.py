@@ -22,15 +22,20 @@ CDS_REQUIRE_AUTH is false; anything else is a 400 before any server is contacted
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from fastapi import Request, Response
 from fhir.resources.R4B.bundle import Bundle
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from cds_service.apps.questionnaire_app import QuestionnaireApp, questionnaire_app_router
-from cds_service.apps.smart_launch import FhirId, fhir_datetime
+from cds_service.apps.questionnaire_app import (
+    AnswersRequest,
+    QuestionnaireApp,
+    completed_response,
+    known_items,
+    questionnaire_app_router,
+)
+from cds_service.apps.smart_launch import fhir_datetime
 from cds_service.deps import SettingsDep
 from cds_service.errors import BadRequest
 from cds_service.hooks.parsing import parse_json_object, validate
@@ -68,15 +73,10 @@ questionnaire = APP.questionnaire
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 
 
-class ScoreRequest(BaseModel):
+class ScoreRequest(AnswersRequest):
     """The page's answers: linkId -> the code of the chosen answerOption."""
 
-    model_config = ConfigDict(extra="forbid")
-
     answers: dict[str, str]
-    patient: FhirId | None = None
-    authored: datetime | None = None
-    encounter: FhirId | None = None
 
 
 class ScoreResponse(BaseModel):
@@ -125,10 +125,7 @@ def questionnaire_response(
     encounter: str | None = None,
 ) -> dict[str, Any]:
     """A completed QuestionnaireResponse; every item needs one of its answerOption codes."""
-    items = APP.questionnaire_template()["item"]
-    unknown = sorted(set(answers) - {i["linkId"] for i in items})
-    if unknown:
-        raise BadRequest(f"Unknown items: {', '.join(unknown)}", expression=["answers"])
+    items = known_items(APP.questionnaire_template(), answers)
     out_items = []
     for item in items:
         link_id = item["linkId"]
@@ -143,18 +140,7 @@ def questionnaire_response(
         out_items.append(
             {"linkId": link_id, "text": item["text"], "answer": [{"valueCoding": answer}]}
         )
-    response: dict[str, Any] = {
-        "resourceType": "QuestionnaireResponse",
-        "questionnaire": canonical,
-        "status": "completed",
-        "authored": authored,
-        "item": out_items,
-    }
-    if patient:
-        response["subject"] = {"reference": f"Patient/{patient}"}
-    if encounter:
-        response["encounter"] = {"reference": f"Encounter/{encounter}"}
-    return response
+    return completed_response(canonical, authored, out_items, patient=patient, encounter=encounter)
 
 
 def _single_coding(value_set_name: str) -> dict[str, str]:
