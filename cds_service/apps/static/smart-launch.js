@@ -44,6 +44,11 @@ window.SmartLaunch = (() => {
     return issue.diagnostics || (issue.details && issue.details.text) || "";
   }
 
+  // The response's JSON body, or null when it has none (an empty or HTML error page).
+  async function jsonOrNull(response) {
+    try { return await response.json(); } catch (error) { return null; }
+  }
+
   // The app's settings; the service checks the launch parameters and answers 400 when it
   // refuses them (its OperationOutcome says why).
   async function loadConfig(app, params) {
@@ -52,8 +57,7 @@ window.SmartLaunch = (() => {
       if (params.has(name)) query.set(name, params.get(name));
     });
     const response = await fetch(`${app}/config?${query}`, { headers: { Accept: "application/json" } });
-    let body = null;
-    try { body = await response.json(); } catch (error) { body = null; }
+    const body = await jsonOrNull(response);
     if (!response.ok) {
       throw new Error(outcomeText(body) || `The app's settings could not be read (HTTP ${response.status}).`);
     }
@@ -214,5 +218,5 @@ window.SmartLaunch = (() => {
     return match ? match[1] : null;
   }
 
-  return { begin, authHeaders, showPatient, outcomeText, savedReference };
+  return { begin, authHeaders, showPatient, outcomeText, jsonOrNull, savedReference };
 })();

@@ -1,63 +1,12 @@
 // STarT Back questionnaire app: the 9 items rendered from the service's Questionnaire, scoring by
 // the service, and the write of a QuestionnaireResponse plus three Observations to the FHIR
 // server, straight from the browser. The SMART launch (EHR launch with PKCE, or development mode)
-// is smart-launch.js, shared with the red-flag screen.
+// is smart-launch.js and the page's flow questionnaire-form.js, both shared with the red-flag
+// screen.
 "use strict";
 
 (() => {
-  const APP = location.pathname.replace(/\/+$/, "");
-  const { $, setStatus, showError, clearError, checkedInput, focusFirst } = QuestionnaireForm;
-
-  let config = null; // { clientId, scope, questionnaire }
-  let fhir = null; // { base, patient, token, encounter, user }
-  let saved = false;
-
-  function authHeaders(extra) {
-    return SmartLaunch.authHeaders(fhir, extra);
-  }
-
-  // ---- the form ------------------------------------------------------------------------------
-
-  function renderForm(questionnaire) {
-    QuestionnaireForm.render(
-      questionnaire,
-      (item) => item.answerOption.map(({ valueCoding }) => ({ value: valueCoding.code, text: valueCoding.display })),
-      (item) => (item.answerOption.length > 2 ? "options options-scale" : "options"),
-    );
-  }
-
-  function answers() {
-    const out = {};
-    config.questionnaire.item.forEach((item) => {
-      const checked = checkedInput(item);
-      if (checked) out[item.linkId] = checked.value;
-    });
-    return out;
-  }
-
-  function unanswered() {
-    return QuestionnaireForm.unanswered(config.questionnaire);
-  }
-
-  async function score(withPatient) {
-    const body = { answers: answers() };
-    if (withPatient) {
-      body.patient = fhir.patient;
-      body.authored = new Date().toISOString();
-      if (fhir.encounter) body.encounter = fhir.encounter;
-    }
-    const response = await fetch(`${APP}/score`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(body),
-    });
-    const data = await response.json();
-    if (!response.ok) {
-      const issue = ((data.issue || [])[0] || {}).diagnostics;
-      throw new Error(issue || `Scoring failed (HTTP ${response.status}).`);
-    }
-    return data;
-  }
+  const { $ } = QuestionnaireForm;
 
   function showResult(result) {
     const riskNames = { low: "Low risk", medium: "Medium risk", high: "High risk" };
@@ -69,27 +18,7 @@
     $("result").hidden = false;
   }
 
-  async function onChange() {
-    if (saved) return;
-    const missing = unanswered();
-    const count = config.questionnaire.item.length;
-    $("progress").textContent = `${count - missing.length} of ${count} answered`;
-    missing.length === 0 ? $("progress").classList.add("done") : $("progress").classList.remove("done");
-    if (missing.length === 0) {
-      try {
-        clearError();
-        showResult(await score(false));
-      } catch (error) {
-        showError(error.message);
-      }
-    } else {
-      $("result").hidden = true;
-    }
-  }
-
-  // ---- saving to the FHIR server ----------------------------------------------------------
-
-  async function saveOneByOne(bundle) {
+  async function saveOneByOne(bundle, fhir) {
     // For servers without transactions: POST in order, swapping each urn:uuid for the new id.
     const created = {};
     const references = [];
@@ -98,12 +27,11 @@
       Object.entries(created).forEach(([urn, ref]) => { text = text.split(`"${urn}"`).join(`"${ref}"`); });
       const response = await fetch(`${fhir.base}/${entry.resource.resourceType}`, {
         method: "POST",
-        headers: authHeaders({ "Content-Type": "application/fhir+json" }),
+        headers: SmartLaunch.authHeaders(fhir, { "Content-Type": "application/fhir+json" }),
         body: text,
       });
       if (!response.ok) throw new Error(`Saving the ${entry.resource.resourceType} failed (HTTP ${response.status}).`);
-      let body = null;
-      try { body = await response.json(); } catch (error) { body = null; }
+      const body = await SmartLaunch.jsonOrNull(response);
       const reference = SmartLaunch.savedReference(response, body);
       if (!reference) throw new Error(`The FHIR server did not say where it saved the ${entry.resource.resourceType}.`);
       created[entry.fullUrl] = reference;
@@ -112,87 +40,45 @@
     return references;
   }
 
-  async function save(bundle) {
+  // The transaction Bundle in one POST; a server without transactions gets the resources one by
+  // one. What was saved, as references.
+  async function save(result, fhir) {
+    const bundle = result.bundle;
     const response = await fetch(fhir.base, {
       method: "POST",
-      headers: authHeaders({ "Content-Type": "application/fhir+json" }),
+      headers: SmartLaunch.authHeaders(fhir, { "Content-Type": "application/fhir+json" }),
       body: JSON.stringify(bundle),
     });
+    let references;
     if (response.ok) {
-      const result = await response.json();
-      return (result.entry || []).map((e) => {
+      const answer = await response.json();
+      references = (answer.entry || []).map((e) => {
         const location = (e.response || {}).location || "";
         const match = location.match(/([A-Za-z]+\/[A-Za-z0-9\-.]{1,64})(\/_history\/[^/]+)?$/);
         return match ? match[1] : location;
       });
-    }
-    if (response.status === 401 || response.status === 403) {
+    } else if (response.status === 401 || response.status === 403) {
       throw new Error(`The FHIR server refused the write (HTTP ${response.status}).`);
-    }
-    return saveOneByOne(bundle);
-  }
-
-  async function onSubmit(event) {
-    event.preventDefault();
-    clearError();
-    const missing = unanswered();
-    if (missing.length > 0) {
-      const numbers = missing.map((item) => item.prefix).join(", ");
-      showError(`Please answer every statement (missing: ${numbers}).`);
-      focusFirst(missing);
-      return;
-    }
-    if (!fhir) {
-      showError("No patient record is open: launch the app from the EHR to save.");
-      return;
-    }
-    const button = $("save");
-    button.disabled = true;
-    setStatus("Saving…");
-    try {
-      const result = await score(true);
-      showResult(result);
-      const references = await save(result.bundle);
-      saved = true;
-      document.querySelectorAll("#items input").forEach((input) => { input.disabled = true; });
-      button.hidden = true;
-      const line = $("saved");
-      line.textContent = `Saved to the record: ${references.join(", ")}.`;
-      line.hidden = false;
-      setStatus("Saved.");
-      line.focus();
-    } catch (error) {
-      button.disabled = false;
-      setStatus("Not saved.");
-      showError(error.message);
-    }
-  }
-
-  // ---- start ---------------------------------------------------------------------------------
-
-  async function main() {
-    const launched = await SmartLaunch.begin({ app: APP, statePrefix: "startback-smart:", setStatus });
-    if (!launched) return; // on the way to the EHR's sign-in
-    config = launched.config;
-    fhir = launched.fhir;
-    renderForm(config.questionnaire);
-    $("form").addEventListener("change", onChange);
-    $("form").addEventListener("submit", onSubmit);
-    $("saved").tabIndex = -1;
-    if (fhir) {
-      setStatus(fhir.token ? "Signed in through the EHR." : "Development mode: open FHIR server, no sign-in.");
-      await SmartLaunch.showPatient(fhir, $("patient"));
     } else {
-      setStatus("No patient record is open: answers can be scored but not saved. Launch the app from the EHR.");
-      $("save").disabled = true;
+      references = await saveOneByOne(bundle, fhir);
     }
-    onChange();
+    return references.join(", ");
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
-    main().catch((error) => {
-      setStatus("The questionnaire could not start.");
-      showError(error.message);
-    });
+  QuestionnaireForm.start({
+    path: location.pathname.replace(/\/+$/, ""),
+    statePrefix: "startback-smart:",
+    choices: (item) => item.answerOption.map(({ valueCoding }) => ({ value: valueCoding.code, text: valueCoding.display })),
+    optionsClass: (item) => (item.answerOption.length > 2 ? "options options-scale" : "options"),
+    answerValue: (value) => value,
+    read: { path: "score", failed: "Scoring failed" },
+    withAuthor: false,
+    showResult,
+    save,
+    texts: {
+      missing: (numbers) => `Please answer every statement (missing: ${numbers}).`,
+      noRecord: "No patient record is open: answers can be scored but not saved. Launch the app from the EHR.",
+      startFailed: "The questionnaire could not start.",
+    },
   });
 })();
