@@ -18,13 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from cds_service.store.db import Store
 from cds_service.store.migrations import applied_versions
 from tests.factories import chart_prefetch, hook_request
 from tests.jwt_helpers import BASE_URL, ISSUER, SigningKey, bearer, es_key, jwks
-from tests.postgres import postgres_bindir, running_postgres
+from tests.postgres import bindir_or_skip, create_database, running_postgres
 from tests.servers import free_port
 from tests.test_store import migrate_together
 
@@ -36,27 +35,14 @@ STARTUP_TIMEOUT_SECONDS = 60
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
-    bindir = postgres_bindir()
-    if bindir is None:
-        message = "PostgreSQL server binaries are not installed (/usr/lib/postgresql/*/bin)"
-        if os.environ.get("CI"):  # `make test` installs them: in CI their absence is a failure
-            pytest.fail(message)
-        pytest.skip(message + "; `make test` installs them")
-    with running_postgres(bindir) as url:
+    with running_postgres(bindir_or_skip()) as url:
         yield url
 
 
 @pytest.fixture
 def database(postgres: str) -> str:
     """A fresh, empty database on the shared cluster for one test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(
-        postgres.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return postgres.rsplit("/", 1)[0] + "/" + name
+    return create_database(postgres)
 
 
 # ---- the store on PostgreSQL ---------------------------------------------------------------

@@ -33,7 +33,7 @@ from cds_service.main import create_app
 from cds_service.store.db import Store
 from tests.factories import back_pain, chart_prefetch, hook_request
 from tests.jwt_helpers import BASE_URL, ISSUER, SigningKey, bearer, es_key, jwks
-from tests.postgres import postgres_bindir
+from tests.postgres import bindir_or_skip
 from tests.servers import free_port
 
 FEEDBACK_PATH = "/cds-services/lbp-order-sign/feedback"
@@ -168,13 +168,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    bindir = postgres_bindir()
-    if bindir is None:
-        message = "PostgreSQL server binaries are not installed (/usr/lib/postgresql/*/bin)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message + "; `make test` installs them")
-    cluster = Cluster(bindir)
+    cluster = Cluster(bindir_or_skip())
     try:
         cluster.start()
         yield cluster
