@@ -127,3 +127,13 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> BuiltWheel:
 def installed_wheel(built_wheel: BuiltWheel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """That wheel installed (no dependencies) into a directory outside the repository."""
     return install_target(built_wheel.path, tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium for one test module (tests/browser.py); Playwright is imported only
+    when a module asks for it."""
+    from tests.browser import chromium
+
+    with chromium() as launched:
+        yield launched

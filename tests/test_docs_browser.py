@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser import chromium
 from tests.jwt_helpers import UNREAD_ISSUERS
 from tests.servers import running_service
 
@@ -33,12 +32,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     with running_service(workdir, env) as running:
         yield running.base_url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def test_docs_render_offline_with_every_request_to_the_service(service: str, browser: Any) -> None:

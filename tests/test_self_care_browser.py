@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import chromium, screenshot
+from tests.browser import screenshot
 from tests.servers import running_service
 
 pytestmark = pytest.mark.browser
@@ -60,12 +60,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir: Path = tmp_path_factory.mktemp("self-care")
     with running_service(workdir, {}) as running:
         yield running.base_url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def open_plan(browser: Any, service: str, width: int) -> tuple[Any, list[str], list[str]]:

@@ -19,7 +19,6 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from tests.browser import chromium
 from tests.jwt_helpers import UNREAD_ISSUERS
 from tests.servers import running_service
 
@@ -98,12 +97,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def attacker() -> Iterator[Attacker]:
     with Attacker() as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def hosts(requests: list[str]) -> set[str]:

@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cds_service.config import Settings
-from tests.browser import chromium, screenshot
+from tests.browser import screenshot
 from tests.conftest import StartedClients
 from tests.contract import assert_response_contract
 from tests.factories import SNOMED, hook_request, service_request
@@ -45,12 +45,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("red-flags-service")
     with running_service(workdir, {"CDS_FHIR_ALLOWLIST": "http://127.0.0.1"}) as running:
         yield running.base_url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def back_pain_patient(fhir_server: FhirServer, patient_id: str) -> None:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from tests.browser import chromium, screenshot
+from tests.browser import screenshot
 from tests.contract import assert_response_contract
 from tests.factories import SNOMED, TODAY, hook_request
 from tests.fhir_server import FhirServer
@@ -58,12 +58,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     workdir = tmp_path_factory.mktemp("service")
     with running_service(workdir, {"CDS_FHIR_ALLOWLIST": "http://127.0.0.1"}) as running:
         yield Service(running.base_url)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def back_pain_patient(fhir_server: FhirServer, patient_id: str) -> None:
