@@ -83,6 +83,16 @@ async def _worker(calls: int, body: bytes) -> None:
         sys.stdin.readline()
 
 
+def instrument(pid: int, state: str) -> None:
+    """Switch callgrind's instrumentation of process `pid` "on" or "off"."""
+    subprocess.run(
+        ["callgrind_control", "-i", state, str(pid)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def count(label: str, checkout: Path, calls: int, body_file: Path, workdir: Path) -> int:
     """Instructions executed during `calls` patient-view calls of `checkout`'s service."""
     out_file = workdir / f"callgrind-{label}.out"
@@ -117,21 +127,11 @@ def count(label: str, checkout: Path, calls: int, body_file: Path, workdir: Path
     )
     assert process.stdin is not None and process.stdout is not None
     assert process.stdout.readline().strip() == "READY"
-    subprocess.run(
-        ["callgrind_control", "-i", "on", str(process.pid)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    instrument(process.pid, "on")
     process.stdin.write("go\n")
     process.stdin.flush()
     assert process.stdout.readline().strip() == "DONE"
-    subprocess.run(
-        ["callgrind_control", "-i", "off", str(process.pid)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    instrument(process.pid, "off")
     process.stdin.write("stop\n")
     process.stdin.flush()
     process.wait(timeout=600)
