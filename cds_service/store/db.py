@@ -278,17 +278,12 @@ class Store:
         """Insert the rows, skipping those already there; the primary keys of the rows added."""
         if not rows:
             return []
-        dialect = self.engine.dialect.name
         # The rows added come from RETURNING: rowcount is -1 for this statement under
         # psycopg 3, which made every jti look like a replay on PostgreSQL.
         key = next(iter(table.primary_key.columns))
-        if dialect == "postgresql":
-            pg = postgresql.insert(table).values(list(rows)).on_conflict_do_nothing()
-            return list(conn.scalars(pg.returning(key)))
-        if dialect == "sqlite":
-            lite = sqlite.insert(table).values(list(rows)).on_conflict_do_nothing()
-            return list(conn.scalars(lite.returning(key)))
-        raise RuntimeError(f"unsupported database dialect: {dialect}")
+        insert = dialect_insert(self.engine.dialect.name)
+        statement = insert(table).values(list(rows)).on_conflict_do_nothing()
+        return list(conn.scalars(statement.returning(key)))
 
     # ---- feedback ---------------------------------------------------------------------------
 
@@ -390,6 +385,15 @@ def _text(value: str | None) -> str | None:
 def _dedupe_key(service_id: str, item: dict[str, Any]) -> str:
     canonical = orjson.dumps({"service": service_id, "item": item}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
+
+
+def dialect_insert(dialect: str) -> Callable[[Table], postgresql.Insert | sqlite.Insert]:
+    """The database's INSERT construct, which has ON CONFLICT: PostgreSQL's or SQLite's."""
+    if dialect == "postgresql":
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise RuntimeError(f"unsupported database dialect: {dialect}")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -30,9 +30,10 @@ from sqlalchemy import (
     Text,
     insert,
     select,
-    text,
 )
 from sqlalchemy.engine import Connection
+
+from cds_service.store.locks import transaction_lock
 
 log = logging.getLogger("cds_service.store")
 
@@ -151,14 +152,8 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 def migrate(engine: Engine) -> list[int]:
     """Apply the missing migrations under a database-wide lock; the versions this call applied."""
-    dialect = engine.dialect.name
     with engine.connect() as conn:
-        if dialect == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_ADVISORY_LOCK_KEY})
-        elif dialect == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            raise RuntimeError(f"unsupported database dialect: {dialect}")
+        transaction_lock(conn, PG_ADVISORY_LOCK_KEY)
         _bookkeeping.create_all(conn, checkfirst=True)
         applied = set(conn.scalars(select(schema_migrations.c.version)))
         done: list[int] = []

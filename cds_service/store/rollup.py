@@ -47,10 +47,8 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    text,
     true,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from cds_service.store.db import (
@@ -60,10 +58,12 @@ from cds_service.store.db import (
     analytics_reasons,
     analytics_unknown,
     card_log,
+    dialect_insert,
     feedback,
     pending_cards,
     pending_feedback,
 )
+from cds_service.store.locks import transaction_lock
 
 ACCEPTED = "accepted"
 OVERRIDDEN = "overridden"
@@ -86,17 +86,7 @@ _UNKNOWN_FIGURES = ("items", "cards", "accepted", "overridden")
 def lock(conn: Connection, *, wait: bool) -> bool:
     """Take the analytics lock for the transaction `conn` is starting; False when `wait` is off
     and another replica holds it. SQLite has one writer at a time: BEGIN IMMEDIATE is the lock."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        if wait:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROLLUP_LOCK_KEY})
-            return True
-        query = text("SELECT pg_try_advisory_xact_lock(:key)")
-        return bool(conn.scalar(query, {"key": ROLLUP_LOCK_KEY}))
-    if dialect == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        return True
-    raise RuntimeError(f"unsupported database dialect: {dialect}")
+    return transaction_lock(conn, ROLLUP_LOCK_KEY, wait=wait)
 
 
 def _week(conn: Connection, moment: Any) -> ColumnElement[Any]:
@@ -165,11 +155,10 @@ def contribution(conn: Connection, uuids: Collection[str] | None) -> Contributio
         .where(scoped(f.card_uuid), ~exists().where(pending_feedback.c.feedback_id == f.id))
         .subquery("pf")
     )
-    card_for_item = cards
-    unknown = card_for_item.c.card_uuid.is_(None)
+    unknown = cards.c.card_uuid.is_(None)
     key = (
-        func.coalesce(card_for_item.c.week, items.c.week),
-        card_for_item.c.topic,
+        func.coalesce(cards.c.week, items.c.week),
+        cards.c.topic,
         items.c.system,
         items.c.code,
         items.c.display,
@@ -179,7 +168,7 @@ def contribution(conn: Connection, uuids: Collection[str] | None) -> Contributio
     )
     grouped = (
         select(*key, func.count())
-        .select_from(items.outerjoin(card_for_item, card_for_item.c.card_uuid == items.c.card_uuid))
+        .select_from(items.outerjoin(cards, cards.c.card_uuid == items.c.card_uuid))
         .group_by(*key)
     )
     for week, topic, system, code_, display, outcome, is_last, latest, n in conn.execute(grouped):
@@ -204,13 +193,27 @@ def _difference(after: Counter[K], before: Counter[K]) -> dict[K, int]:
     return {k: after[k] - before[k] for k in keys if after[k] != before[k]}
 
 
+def _figure_rows(
+    before: Mapping[str, Counter[K]],
+    after: Mapping[str, Counter[K]],
+    figures: tuple[str, ...],
+    key_columns: Callable[[K], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One row per key whose figures changed: its key columns and the change of each figure."""
+    rows: dict[K, dict[str, Any]] = {}
+    for name in figures:
+        for key, change in _difference(after[name], before[name]).items():
+            row = rows.setdefault(key, {**key_columns(key), **dict.fromkeys(figures, 0)})
+            row[name] = change
+    return list(rows.values())
+
+
 def _upsert(
     conn: Connection, table: Table, keys: Iterable[str], figures: Iterable[str], rows: list[Any]
 ) -> None:
     if not rows:
         return
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(table)
+    statement = dialect_insert(conn.dialect.name)(table)
     figures = tuple(figures)
     conn.execute(
         statement.on_conflict_do_update(
@@ -234,14 +237,10 @@ def _reason_hash(
 
 def apply(conn: Connection, before: Contribution, after: Contribution) -> None:
     """Add (after - before) to the tables."""
-    card_rows: dict[tuple[date, str], dict[str, Any]] = {}
-    for name in _CARD_FIGURES:
-        for (week, topic), change in _difference(after.cards[name], before.cards[name]).items():
-            row = card_rows.setdefault(
-                (week, topic), {"week": week, "topic": topic, **dict.fromkeys(_CARD_FIGURES, 0)}
-            )
-            row[name] = change
-    _upsert(conn, analytics_cards, ("week", "topic"), _CARD_FIGURES, list(card_rows.values()))
+    card_rows = _figure_rows(
+        before.cards, after.cards, _CARD_FIGURES, lambda key: {"week": key[0], "topic": key[1]}
+    )
+    _upsert(conn, analytics_cards, ("week", "topic"), _CARD_FIGURES, card_rows)
 
     reason_rows = [
         {
@@ -259,14 +258,10 @@ def apply(conn: Connection, before: Contribution, after: Contribution) -> None:
     ]
     _upsert(conn, analytics_reasons, ("week", "key_hash"), ("overrides",), reason_rows)
 
-    unknown_rows: dict[date, dict[str, Any]] = {}
-    for name in _UNKNOWN_FIGURES:
-        for week, change in _difference(after.unknown[name], before.unknown[name]).items():
-            row = unknown_rows.setdefault(
-                week, {"week": week, **dict.fromkeys(_UNKNOWN_FIGURES, 0)}
-            )
-            row[name] = change
-    _upsert(conn, analytics_unknown, ("week",), _UNKNOWN_FIGURES, list(unknown_rows.values()))
+    unknown_rows = _figure_rows(
+        before.unknown, after.unknown, _UNKNOWN_FIGURES, lambda week: {"week": week}
+    )
+    _upsert(conn, analytics_unknown, ("week",), _UNKNOWN_FIGURES, unknown_rows)
 
 
 def refresh(conn: Connection, uuids: Collection[str], change: Callable[[], None]) -> None:
@@ -414,5 +409,5 @@ def read_weeks(store: Store, first_week: date, last_week: date) -> dict[str, Any
                 u.week >= first_week
             )
         ).one()
-    unknown: Mapping[str, int] = dict(zip(_UNKNOWN_FIGURES, (int(v) for v in sums), strict=True))
-    return {"weekly": weekly, "reasons": reasons, "unknown": dict(unknown)}
+    unknown = dict(zip(_UNKNOWN_FIGURES, (int(v) for v in sums), strict=True))
+    return {"weekly": weekly, "reasons": reasons, "unknown": unknown}
