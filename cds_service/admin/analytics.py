@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from cds_service.admin.auth import admin_allowed
+from cds_service.admin.auth import admin_allowed, refused
 from cds_service.analytics.aggregate import Summary, Window, summarise
 from cds_service.analytics.page import render_csv, render_page
 from cds_service.deps import ClockDep, SettingsDep, StoreDep, local_date
@@ -34,12 +34,6 @@ _PAGE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
 )
-
-
-def _refused() -> Response:
-    return Response(
-        status_code=401, headers={**_HEADERS, "WWW-Authenticate": 'Bearer realm="cds-analytics"'}
-    )
 
 
 @dataclass(frozen=True)
@@ -72,7 +66,7 @@ FiguresDep = Annotated[_Figures | None, Depends(_figures)]
 @router.get("/analytics", summary="Card analytics (HTML, SVG charts)", include_in_schema=False)
 async def analytics_page(request: Request, figures: FiguresDep) -> Response:
     if figures is None:
-        return _refused()
+        return refused("cds-analytics", _HEADERS)
     # A token given in the query stays on the page's own links (window choice, CSV export).
     token = request.query_params.get("token")
     suffix = "&" + urlencode({"token": token}) if token else ""
@@ -87,7 +81,7 @@ async def analytics_page(request: Request, figures: FiguresDep) -> Response:
 @router.get("/analytics.csv", summary="Card analytics (CSV)", include_in_schema=False)
 async def analytics_csv(figures: FiguresDep) -> Response:
     if figures is None:
-        return _refused()
+        return refused("cds-analytics", _HEADERS)
     filename = f"cds-analytics-{figures.today.isoformat()}.csv"
     return Response(
         render_csv(figures.summary),

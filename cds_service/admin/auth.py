@@ -1,4 +1,4 @@
-"""The operator's token for the admin pages (/analytics, /docs, /openapi.json).
+"""The operator's token for the admin pages (/analytics, /docs, /openapi.json, /metrics).
 
 With CDS_ADMIN_TOKEN set, a request must carry it as `Authorization: Bearer <token>` or
 `?token=<token>` (a browser cannot add a header to a link; the access-log filter in
@@ -9,8 +9,9 @@ CDS_REQUIRE_AUTH is false (local development): production never serves them unau
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 
-from fastapi import Request
+from fastapi import Request, Response
 
 from cds_service.config import Settings
 
@@ -30,3 +31,10 @@ def admin_allowed(request: Request, settings: Settings) -> bool:
     given = supplied_token(request)
     # Constant-time comparison: the token is a shared secret.
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def refused(realm: str, headers: Mapping[str, str]) -> Response:
+    """The 401 an admin page answers without the token: `headers` and the Bearer challenge."""
+    return Response(
+        status_code=401, headers={**headers, "WWW-Authenticate": f'Bearer realm="{realm}"'}
+    )

@@ -19,7 +19,7 @@ from importlib import resources
 
 from fastapi import APIRouter, Request, Response
 
-from cds_service.admin.auth import admin_allowed
+from cds_service.admin.auth import admin_allowed, refused
 from cds_service.deps import SettingsDep
 from cds_service.errors import operation_outcome
 from cds_service.responses import json_response
@@ -58,12 +58,6 @@ _PAGE_CSP = (
 )
 
 
-def _refused() -> Response:
-    return Response(
-        status_code=401, headers={**_HEADERS, "WWW-Authenticate": 'Bearer realm="cds-admin"'}
-    )
-
-
 @cache
 def _asset(name: str) -> bytes:
     package, path, _media_type = STATIC_FILES[name]
@@ -94,7 +88,7 @@ def _page(root: str, title: str) -> str:
 @router.get(DOCS_PATH)
 async def docs(request: Request, settings: SettingsDep) -> Response:
     if not admin_allowed(request, settings):
-        return _refused()
+        return refused("cds-admin", _HEADERS)
     root = request.scope.get("root_path", "").rstrip("/")
     return Response(
         _page(root, request.app.title),
@@ -106,7 +100,7 @@ async def docs(request: Request, settings: SettingsDep) -> Response:
 @router.get(OPENAPI_PATH)
 async def openapi_document(request: Request, settings: SettingsDep) -> Response:
     if not admin_allowed(request, settings):
-        return _refused()
+        return refused("cds-admin", _HEADERS)
     return json_response(request.app.openapi(), headers=_HEADERS)
 
 

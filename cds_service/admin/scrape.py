@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from cds_service import metrics
-from cds_service.admin.auth import admin_allowed
+from cds_service.admin.auth import admin_allowed, refused
 from cds_service.deps import SettingsDep
 
 router = APIRouter(tags=["metrics"])
@@ -19,9 +19,6 @@ router = APIRouter(tags=["metrics"])
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics_page(request: Request, settings: SettingsDep) -> Response:
     if not admin_allowed(request, settings):
-        return Response(
-            status_code=401,
-            headers={"WWW-Authenticate": 'Bearer realm="cds-metrics"', "Cache-Control": "no-store"},
-        )
+        return refused("cds-metrics", {"Cache-Control": "no-store"})
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
