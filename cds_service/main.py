@@ -33,7 +33,7 @@ from cds_service.store.card_log_writer import CardLogWriter
 from cds_service.store.db import Store
 from cds_service.store.maintenance import StoreMaintenance
 from cds_service.store.setup import ensure_data_dir
-from cds_service.telemetry import RequestTelemetry, status_reason
+from cds_service.telemetry import RequestTelemetry
 
 log = logging.getLogger("cds_service")
 
@@ -150,7 +150,6 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
-        request_context.note_error(status_reason(exc.status_code))
         return json_response(
             operation_outcome(code, str(exc.detail)), exc.status_code, dict(exc.headers or {})
         )

@@ -157,8 +157,7 @@ class FhirClient:
 
     async def search(self, path: str) -> list[dict[str, Any]]:
         """GET a search and follow `next` links (up to the page cap); the matched resources."""
-        with metrics.FhirQuery(metrics.fhir_resource_label(path)):
-            return await self._search_from(f"{self._base}/{path}")
+        return await self.search_url(f"{self._base}/{path}")
 
     async def search_url(self, start: str) -> list[dict[str, Any]]:
         """Follow a search from an absolute URL on this server (a prefetch Bundle's `next`)."""
