@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 # Connection limits passed to uvicorn (the Dockerfile runs `cds-service serve` to get them).
 # - request heads: each must be complete within CDS_HTTP_HEAD_TIMEOUT_SECONDS (http_protocol.py);
@@ -43,44 +44,36 @@ def _serve(args: argparse.Namespace) -> int:
     from cds_service.logging_setup import uvicorn_log_config
     from cds_service.main import create_app
     from cds_service.metrics import prepare_for_workers
-    from cds_service.settings_check import SettingsError
+    from cds_service.settings_check import SettingsError, log_settings_warnings
     from cds_service.startup import Served, log_start, prepare_to_serve
 
     served = Served(args.host, args.port, args.workers)
     try:
         # Everything that can be wrong with the settings or the database fails here, in this
-        # process: with --workers N, a worker that fails is restarted forever by uvicorn. The
-        # app is built here even then (and not used), so whatever create_app refuses is seen.
+        # process: with --workers N, a worker that fails is restarted forever by uvicorn.
         ready = prepare_to_serve(served)
-        app = create_app(ready.settings)
     except SettingsError as exc:
         print(f"cds-service: {exc}", file=sys.stderr)
         return 2
-    log_start(ready, served)
-    limits = uvicorn_limits(args)
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "log_config": uvicorn_log_config(args.log_level),
+        "access_log": False,
+        **uvicorn_limits(args),
+    }
     if args.workers > 1:
+        # Each worker builds its own app from the same, already checked, settings.
+        log_settings_warnings(ready.settings)
+        log_start(ready, served)
         # Before any worker starts: the directory where the workers' metrics add up.
         prepare_for_workers(args.workers)
-        uvicorn.run(
-            "cds_service.main:app",
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level=args.log_level,
-            log_config=uvicorn_log_config(args.log_level),
-            access_log=False,
-            **limits,  # type: ignore[arg-type]
-        )
+        uvicorn.run("cds_service.main:app", workers=args.workers, **options)
         return 0
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        log_config=uvicorn_log_config(args.log_level),
-        access_log=False,
-        **limits,  # type: ignore[arg-type]
-    )
+    app = create_app(ready.settings)
+    log_start(ready, served)
+    uvicorn.run(app, **options)
     return 0
 
 
