@@ -8,7 +8,7 @@ strings), so one odd field never hides a whole resource from the rules.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -269,6 +269,11 @@ class QuestionnaireResponseItem(FhirModel):
     item: ListOf[QuestionnaireResponseItem] = Field(default_factory=list)
 
 
+# Only these QuestionnaireResponse statuses are finished answers (RULES.md): in-progress,
+# stopped and entered-in-error are not.
+FINISHED_RESPONSE_STATUSES = frozenset({"completed", "amended"})
+
+
 class QuestionnaireResponse(FhirModel):
     resourceType: str = "QuestionnaireResponse"
     id: str | None = None
@@ -276,6 +281,20 @@ class QuestionnaireResponse(FhirModel):
     questionnaire: str | None = None
     authored: str | None = None
     item: ListOf[QuestionnaireResponseItem] = Field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return (self.status or "").strip().lower() in FINISHED_RESPONSE_STATUSES
+
+    def all_items(self) -> Iterator[QuestionnaireResponseItem]:
+        """Every item, nested ones (groups) included, in document order."""
+
+        def walk(items: Iterable[QuestionnaireResponseItem]) -> Iterator[QuestionnaireResponseItem]:
+            for item in items:
+                yield item
+                yield from walk(item.item)
+
+        return walk(self.item)
 
 
 DraftOrder = MedicationRequest | ServiceRequest

@@ -26,7 +26,7 @@ older counting screen is used instead, or the imaging card asks for one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -35,15 +35,13 @@ from cds_service.logic.fhir import (
     Coding,
     QuestionnaireAnswer,
     QuestionnaireResponse,
-    QuestionnaireResponseItem,
 )
 from cds_service.logic.red_flags import RedFlag, RedFlagHit
-from cds_service.logic.terminology import normalise_code, normalise_system, value_set
+from cds_service.logic.terminology import value_set
 
 # The Questionnaire's id: its canonical is CDS_PUBLIC_BASE_URL/fhir/Questionnaire/<this>.
 QUESTIONNAIRE_ID = "lbp-red-flag-screen"
 ANSWERS_VS = "red-flag-screen-answers"
-COUNTED_STATUSES = frozenset({"completed", "amended"})
 _WORDS = {"yes": True, "y": True, "true": True, "no": False, "n": False, "false": False}
 
 
@@ -115,12 +113,6 @@ def is_screen_response(response: QuestionnaireResponse) -> bool:
     return url.split("/")[-2:] == ["Questionnaire", QUESTIONNAIRE_ID]
 
 
-def _walk(items: Iterable[QuestionnaireResponseItem]) -> Iterator[QuestionnaireResponseItem]:
-    for item in items:
-        yield item
-        yield from _walk(item.item)
-
-
 def _word(text: str | None) -> bool | None:
     return _WORDS.get((text or "").strip().lower())
 
@@ -128,11 +120,9 @@ def _word(text: str | None) -> bool | None:
 def _coding_answer(coding: Coding) -> bool | None:
     answers = value_set(ANSWERS_VS)
     if answers.contains(coding):
-        system = normalise_system(coding.system)
-        code = normalise_code(system, coding.code or "")
-        for (vs_system, vs_code), display in answers.displays.items():
-            if vs_code == code and (vs_system == system or not system):
-                return _word(display)
+        display = answers.display_of(coding)
+        if display is not None:
+            return _word(display)
     for text in (coding.display, coding.code):
         value = _word(text)
         if value is not None:
@@ -154,13 +144,13 @@ def read_screen(response: QuestionnaireResponse) -> RedFlagScreen | None:
     has no readable date, or answers no item at all."""
     if not is_screen_response(response):
         return None
-    if (response.status or "").strip().lower() not in COUNTED_STATUSES:
+    if not response.finished:
         return None
     on, at = parse_fhir_date(response.authored), parse_fhir_instant(response.authored)
     if on is None or at is None:
         return None
     values: dict[str, bool] = {}
-    for item in _walk(response.item):
+    for item in response.all_items():
         if item.linkId not in _BY_LINK_ID:
             continue
         for answer in item.answer:

@@ -32,7 +32,7 @@ from cds_service.logic.fhir import (
     QuestionnaireResponse,
     QuestionnaireResponseItem,
 )
-from cds_service.logic.terminology import ValueSet, normalise_code, normalise_system, value_set
+from cds_service.logic.terminology import value_set
 
 # The service's own Questionnaire: its canonical URL is CDS_PUBLIC_BASE_URL + this path (the app
 # serves it there), and a QuestionnaireResponse naming it is a STarT Back response.
@@ -67,8 +67,6 @@ _ANSWER_SCORES = {
     "moderately": 0,
 }
 
-# Only these QuestionnaireResponse statuses are finished answers (RULES.md).
-COUNTED_RESPONSE_STATUSES = frozenset({"completed", "amended"})
 # An Observation in error or cancelled is not a result; any other status is.
 EXCLUDED_OBSERVATION_STATUSES = frozenset({"entered-in-error", "cancelled"})
 
@@ -149,7 +147,7 @@ def answer_score(answer: QuestionnaireAnswer) -> int | None:
 def _coding_score(coding: Coding) -> int | None:
     """By answer code (its display in the answers value set), else by display or code text."""
     answers = value_set(ITEM_ANSWERS_VS)
-    words = [_display_of(answers, coding) if answers.contains(coding) else None]
+    words = [answers.display_of(coding) if answers.contains(coding) else None]
     words.extend((coding.display, coding.code))
     for word in words:
         score = _ANSWER_SCORES.get(_answer_word(word)) if word else None
@@ -165,12 +163,6 @@ def _item_code(item: QuestionnaireResponseItem, item_codes: frozenset[str]) -> s
             if match.group(0) in item_codes:
                 return match.group(0)
     return None
-
-
-def _walk(items: Iterable[QuestionnaireResponseItem]) -> Iterable[QuestionnaireResponseItem]:
-    for item in items:
-        yield item
-        yield from _walk(item.item)
 
 
 def _is_startback_canonical(questionnaire: str | None) -> bool:
@@ -189,7 +181,7 @@ def is_startback_response(response: QuestionnaireResponse) -> bool:
     if _is_startback_canonical(response.questionnaire):
         return True
     item_codes = _item_codes()
-    return any(_item_code(i, item_codes) for i in _walk(response.item))
+    return any(_item_code(i, item_codes) for i in response.all_items())
 
 
 def _item_codes() -> frozenset[str]:
@@ -224,7 +216,7 @@ def read_items(response: QuestionnaireResponse) -> ItemScores:
     scores: dict[str, int] = {}
     unreadable: set[str] = set()
     answered: set[str] = set()
-    for item in _walk(response.item):
+    for item in response.all_items():
         code = _item_code(item, item_codes)
         if code is None or code in scores or not item.answer:
             continue
@@ -310,7 +302,7 @@ def risk_from_concept(concept: CodeableConcept | None, text: str | None = None) 
         answers = value_set(RISK_ANSWERS_VS)
         coding = answers.matching_coding(concept)
         if coding is not None:
-            display = _display_of(answers, coding)
+            display = answers.display_of(coding)
             if display:
                 return _risk_from_text(display)
         for label in concept.texts():
@@ -318,15 +310,6 @@ def risk_from_concept(concept: CodeableConcept | None, text: str | None = None) 
             if group is not None:
                 return group
     return _risk_from_text(text)
-
-
-def _display_of(vs: ValueSet, coding: Coding) -> str | None:
-    """The value set's display of a coding it contains (a coding without system: any system)."""
-    system = normalise_system(coding.system)
-    code = normalise_code(system, coding.code or "")
-    if system:
-        return vs.displays.get((system, code))
-    return next((d for (_, c), d in vs.displays.items() if c == code), None)
 
 
 @dataclass
@@ -400,7 +383,7 @@ def _observation_results(observations: Iterable[Observation]) -> list[StartBackR
 def _response_results(responses: Iterable[QuestionnaireResponse]) -> list[StartBackResult]:
     results = []
     for response in responses:
-        if (response.status or "").strip().lower() not in COUNTED_RESPONSE_STATUSES:
+        if not response.finished:
             continue
         day, at = parse_fhir_date(response.authored), parse_fhir_instant(response.authored)
         if day is None or at is None or not is_startback_response(response):
@@ -468,7 +451,7 @@ def latest_unscorable(
     """The newest unscorable STarT Back response in the same window as a counting result."""
     found: list[tuple[datetime, UnscorableResponse]] = []
     for response in responses:
-        if (response.status or "").strip().lower() not in COUNTED_RESPONSE_STATUSES:
+        if not response.finished:
             continue
         day, at = parse_fhir_date(response.authored), parse_fhir_instant(response.authored)
         if day is None or at is None or not counts(day, today, lookback_days, onset):

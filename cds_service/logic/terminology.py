@@ -111,6 +111,14 @@ class ValueSet:
             return any(c == code for _, c in self.codes)
         return False
 
+    def display_of(self, coding: Coding) -> str | None:
+        """The set's display of a coding it holds (a coding without system: any system)."""
+        system = normalise_system(coding.system)
+        code = normalise_code(system, coding.code or "")
+        if system:
+            return self.displays.get((system, code))
+        return next((d for (_, c), d in self.displays.items() if c == code), None)
+
     def matching_coding(self, concept: CodeableConcept | None) -> Coding | None:
         if concept is None:
             return None
