@@ -114,6 +114,17 @@ def citation(finding: Finding) -> Citation:
     return finding.citation
 
 
+def short_date(on: date) -> str:
+    """A date as summaries and figures show it, RULES.md's pattern: `12 Nov`."""
+    return f"{on.day} {on:%b}"
+
+
+def app_link(ctx: RenderContext, label: str, path: str) -> Link:
+    """A SMART link to one of the service's apps: the EHR adds `launch` and `iss`, and the app
+    runs the EHR launch."""
+    return Link(label=label, url=f"{ctx.public_base_url}{path}", type="smart")
+
+
 def figure(value: float) -> str:
     """A figure as cards show it: one decimal at most, no trailing zero ("7", "22.5")."""
     return f"{round(value, 1):g}"

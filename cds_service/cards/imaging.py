@@ -6,10 +6,12 @@ from cds_service.cards import override_reasons as overrides
 from cds_service.cards.base import (
     RenderContext,
     action,
+    app_link,
     guidelines_line,
     join_detail,
     make_card,
     override_reason,
+    short_date,
     suggestion,
 )
 from cds_service.cards.self_care import self_care_link
@@ -71,7 +73,7 @@ def _screen_sentence(finding: ImagingFinding) -> str:
     if screen is None:
         return f"No red-flag screen in {finding.red_flag_screen_days} days."
     unanswered = f" ({len(screen.unanswered)} unanswered)" if screen.unanswered else ""
-    return f"Red-flag screen on {screen.on.day} {screen.on:%b}: negative{unanswered}."
+    return f"Red-flag screen on {short_date(screen.on)}: negative{unanswered}."
 
 
 def detail(finding: ImagingFinding) -> str:
@@ -94,8 +96,7 @@ def _screen_links(finding: ImagingFinding, ctx: RenderContext) -> list[Link]:
     `iss`)."""
     if finding.red_flag_screen is not None:
         return []
-    url = f"{ctx.public_base_url}{RED_FLAGS_APP_PATH}"
-    return [Link(label=RECORD_SCREEN_LABEL, url=url, type="smart")]
+    return [app_link(ctx, RECORD_SCREEN_LABEL, RED_FLAGS_APP_PATH)]
 
 
 def render(finding: Finding, ctx: RenderContext) -> Card:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from cds_service.cards import override_reasons as overrides
 from cds_service.cards.base import (
     RenderContext,
     action,
+    app_link,
     join_detail,
     make_card,
     override_reason,
     red_flag_paragraph,
+    short_date,
     suggestion,
 )
 from cds_service.cards.self_care import self_care_link
@@ -33,7 +34,7 @@ from cds_service.logic.startback import (
     StartBackResult,
     UnscorableResponse,
 )
-from cds_service.models import Card, Link
+from cds_service.models import Card
 from cds_service.routes import STARTBACK_APP_PATH
 
 COPYRIGHT_NOTE = (
@@ -44,11 +45,6 @@ COPYRIGHT_NOTE = (
 
 def questionnaire_canonical(ctx: RenderContext) -> str:
     return f"{ctx.public_base_url}{QUESTIONNAIRE_CANONICAL_PATH}"
-
-
-def _app_link(ctx: RenderContext, label: str) -> Link:
-    # A SMART link: the EHR adds `launch` and `iss` and the app runs the EHR launch.
-    return Link(label=label, url=f"{ctx.public_base_url}{STARTBACK_APP_PATH}", type="smart")
 
 
 def _episode(days: int | None) -> str:
@@ -103,11 +99,6 @@ def _task(ctx: RenderContext) -> dict[str, Any]:
     if ctx.encounter_id:
         task["encounter"] = {"reference": f"Encounter/{ctx.encounter_id}"}
     return task
-
-
-def short_date(on: date) -> str:
-    """The summary's date, as RULES.md's pattern: `12 Nov`."""
-    return f"{on.day} {on:%b}"
 
 
 def screening_summary(episode_days: int | None) -> str:
@@ -192,7 +183,10 @@ def render_screening(finding: Finding, ctx: RenderContext) -> Card:
             override_reason(*overrides.NOT_NEW_EPISODE),
             override_reason(*overrides.PATIENT_DECLINED),
         ],
-        links=[_app_link(ctx, "Open the STarT Back questionnaire"), self_care_link(ctx)],
+        links=[
+            app_link(ctx, "Open the STarT Back questionnaire", STARTBACK_APP_PATH),
+            self_care_link(ctx),
+        ],
     )
 
 
@@ -221,7 +215,7 @@ def render_result(finding: Finding, ctx: RenderContext) -> Card:
             guideline,
             COPYRIGHT_NOTE,
         )
-        links = [_app_link(ctx, "Repeat the STarT Back questionnaire")]
+        links = [app_link(ctx, "Repeat the STarT Back questionnaire", STARTBACK_APP_PATH)]
     else:
         group = result.risk.value
         # RULES.md "Summaries (v2)": `STarT Back medium risk (12 Nov): physiotherapy`.
