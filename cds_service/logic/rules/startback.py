@@ -68,13 +68,17 @@ class StartBackResultFinding(Finding):
     indicator: Indicator = Indicator.INFO
     result: StartBackResult
     days_ago: int
-    # Medium and high risk: the referral to suggest (v2). Low risk: the self-care plan instead.
+    # Medium and high risk: the referral to suggest (v2).
     referral: Referral | None = None
-    self_care_plan: bool = False
 
     @property
     def risk(self) -> RiskGroup | None:
         return self.result.risk
+
+    @property
+    def self_care_plan(self) -> bool:
+        """Low risk: the self-care plan instead of a referral (v2)."""
+        return stratified_care.self_care_plan_matches(self.risk)
 
 
 def is_new_episode(episode_days: int | None, new_episode_days: int) -> bool:
@@ -96,7 +100,6 @@ def evaluate(chart: Chart) -> Sequence[Finding]:
                 result=current,
                 days_ago=_days_ago(current.on, record.today),
                 referral=stratified_care.referral_for(current.risk, record),
-                self_care_plan=stratified_care.self_care_plan_matches(current.risk),
             )
         ]
     if not is_new_episode(record.episode_days, config.startback_new_episode_days):
